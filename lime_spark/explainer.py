@@ -1,0 +1,377 @@
+"""``ImageExplainer``: LIME for image classifiers, as separate, testable steps.
+
+segment -> sample design -> fill -> predict perturbed batches -> kernel
+weights -> weighted ridge per label.  With ``fill="mean"`` this is Python
+lime's ``LimeImageExplainer`` algorithm, and the result carries lime's field
+names (``segments``, ``top_labels``, ``local_exp``, ``intercept``, ``score``,
+``local_pred``) and ``get_image_and_mask``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._validation import check_int, check_one_of, check_real
+from .exceptions import ConfigurationError, InvalidImageError
+from .models import Classifier, ClassifierFn, check_probabilities
+from .perturb import FillSpec, iter_perturbed, make_fill
+from .sampling import as_generator, sample_masks
+from .segmentation import SEGMENTERS, check_segments, segment_image
+from .surrogate import FEATURE_SELECTIONS, cosine_distances, fit_surrogate, kernel_weights
+
+__all__ = [
+    "DEFAULT_FILL",
+    "ExplainerConfig",
+    "ImageExplainer",
+    "ImageExplanation",
+    "predict_design",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FILL: FillSpec = "median"
+"""The default fill, chosen from the pointing-game measurements in ``docs/benchmarks.md``."""
+
+
+@dataclass(frozen=True)
+class ExplainerConfig:
+    """Settings of :class:`ImageExplainer`, validated once at construction."""
+
+    segmentation: str | Callable = "slic"
+    n_superpixels: int = 50
+    segmentation_params: Mapping[str, Any] = field(default_factory=dict)
+    num_samples: int = 1000
+    batch_size: int = 128
+    fill: FillSpec | Callable = DEFAULT_FILL
+    fill_params: Mapping[str, Any] = field(default_factory=dict)
+    kernel_width: float = 0.25
+    feature_selection: str = "auto"
+    num_features: int | None = None
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not callable(self.segmentation):
+            check_one_of("segmentation", self.segmentation, SEGMENTERS)
+        check_int("n_superpixels", self.n_superpixels, minimum=2)
+        check_int("num_samples", self.num_samples, minimum=2)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_real("kernel_width", self.kernel_width, minimum=0, exclusive_minimum=True)
+        check_one_of("feature_selection", self.feature_selection, FEATURE_SELECTIONS)
+        if self.num_features is not None:
+            check_int("num_features", self.num_features, minimum=1)
+        check_real("alpha", self.alpha, minimum=0)
+        if not isinstance(self.segmentation_params, Mapping):
+            raise ConfigurationError(
+                "Expected segmentation_params to be a mapping. "
+                f"Received: {type(self.segmentation_params).__name__}"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class ImageExplanation:
+    """The explanation of one image, with Python lime's field names.
+
+    Attributes
+    ----------
+    image : ndarray of shape (H, W, 3)
+        The image as explained (at the classifier's input size).
+    segments : ndarray of shape (H, W), int32, ids 0..K-1
+    top_labels : list of int
+        Labels by decreasing probability on the original image.
+    local_exp : dict label -> list of (superpixel, weight)
+        Sorted by decreasing ``|weight|``.
+    intercept, score : dict label -> float
+        The surrogate's intercept and weighted R squared ("explanation fit").
+    local_pred : dict label -> ndarray of shape (1,)
+        The surrogate's prediction on the original image.
+    predictions : ndarray of shape (n_classes,)
+        The classifier's probabilities for the original image.
+    fill_image : ndarray of shape (H, W, 3)
+        What hidden superpixels were replaced with.
+    label_names : list of str or None
+    seed : int or None
+    seconds : float
+    """
+
+    image: NDArray
+    segments: NDArray[np.int32]
+    top_labels: list[int]
+    local_exp: dict[int, list[tuple[int, float]]]
+    intercept: dict[int, float]
+    score: dict[int, float]
+    local_pred: dict[int, NDArray[np.float64]]
+    predictions: NDArray[np.float64]
+    fill_image: NDArray
+    label_names: list[str] | None = None
+    seed: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def n_superpixels(self) -> int:
+        """Number of superpixels K."""
+        return int(self.segments.max()) + 1
+
+    @property
+    def labels(self) -> list[int]:
+        """The explained labels, in the order they were explained."""
+        return list(self.local_exp)
+
+    def label_name(self, label: int) -> str:
+        """Name of ``label`` (its number as text without names)."""
+        if self.label_names is None:
+            return str(int(label))
+        return self.label_names[int(label)]
+
+    def as_list(self, label: int) -> list[tuple[int, float]]:
+        """``local_exp[label]``: (superpixel, weight) pairs by decreasing |weight|."""
+        return self.local_exp[label]
+
+    def weights(self, label: int) -> NDArray[np.float64]:
+        """Per-superpixel weights of ``label`` as a dense vector, shape (K,)."""
+        out = np.zeros(self.n_superpixels)
+        for feature, weight in self.local_exp[label]:
+            out[feature] = weight
+        return out
+
+    def get_image_and_mask(self, label: int, positive_only: bool = True,
+                           negative_only: bool = False, num_features: int = 5,
+                           min_weight: float = 0.0, hide_rest: bool = False
+                           ) -> tuple[NDArray, NDArray]:
+        """Python lime's ``get_image_and_mask``, same arguments and results.
+
+        Returns
+        -------
+        image : ndarray of shape (H, W, 3)
+        mask : ndarray of shape (H, W), segments' dtype; 1 for shown positive
+            superpixels, -1 for negative ones (when neither ``positive_only``
+            nor ``negative_only``), 0 elsewhere.
+        """
+        if label not in self.local_exp:
+            raise KeyError(f"Label not in explanation: {label!r}; explained labels are "
+                           f"{self.labels}")
+        if positive_only and negative_only:
+            raise ValueError("Positive_only and negative_only cannot be true at the same time.")
+        segments, image, exp = self.segments, self.image, self.local_exp[label]
+        mask = np.zeros(segments.shape, segments.dtype)
+        temp = np.zeros(image.shape) if hide_rest else image.copy()
+        if positive_only or negative_only:
+            if positive_only:
+                fs = [f for f, w in exp if w > 0 and w > min_weight][:num_features]
+            else:
+                fs = [f for f, w in exp if w < 0 and abs(w) > min_weight][:num_features]
+            for f in fs:
+                temp[segments == f] = image[segments == f].copy()
+                mask[segments == f] = 1
+            return temp, mask
+        for f, w in exp[:num_features]:
+            if np.abs(w) < min_weight:
+                continue
+            c = 0 if w < 0 else 1
+            mask[segments == f] = -1 if w < 0 else 1
+            temp[segments == f] = image[segments == f].copy()
+            temp[segments == f, c] = np.max(image)
+        return temp, mask
+
+
+def _check_image(image: Any) -> NDArray:
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(
+            f"Expected an image as a numpy array of shape (H, W, 3). "
+            f"Received: {type(image).__name__}"
+        )
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidImageError(
+            f"Expected an image of shape (H, W, 3). Received: shape={image.shape}"
+        )
+    if image.dtype == np.uint8:
+        return image
+    if not np.issubdtype(image.dtype, np.floating) and not np.issubdtype(image.dtype, np.integer):
+        raise InvalidImageError(
+            f"Expected an image of dtype uint8 or float in 0..255. Received: dtype={image.dtype}"
+        )
+    if image.size and (not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 255):
+        raise InvalidImageError(
+            "Expected image values in 0..255. Received: values in "
+            f"[{np.nanmin(image)}, {np.nanmax(image)}] (NaN or inf present: "
+            f"{not np.all(np.isfinite(image))})"
+        )
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.uint8)
+    return image
+
+
+def predict_design(classifier: Classifier | ClassifierFn, image: NDArray, fill_image: NDArray,
+                   segments: NDArray, design: NDArray, *, batch_size: int) -> NDArray:
+    """Probabilities of the perturbed images of every design row.
+
+    A :class:`Classifier` builds the images inside its compiled function; any
+    other callable gets numpy batches of at most ``batch_size`` images, in
+    the image's dtype (lime's ``classifier_fn`` contract).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_classes)
+    """
+    if isinstance(classifier, Classifier):
+        return classifier.predict_masks(image, fill_image, segments, design)
+    out, n_classes = [], None
+    for batch in iter_perturbed(image, fill_image, segments, design, batch_size):
+        probs = check_probabilities(classifier(batch), batch.shape[0], n_classes)
+        n_classes = probs.shape[1]
+        out.append(probs)
+    return np.concatenate(out)
+
+
+class ImageExplainer:
+    """Explain image classifiers with LIME.
+
+    Parameters
+    ----------
+    segmentation : {"slic", "quickshift", "felzenszwalb", "grid"} or callable
+        Superpixel algorithm; ``slic`` with R lime's 50 superpixels and
+        compactness 20 by default.
+    n_superpixels : int, default 50
+    segmentation_params : dict, optional
+        Extra parameters of the segmenter (unknown names are an error).
+    num_samples : int, default 1000
+        Perturbed images per explanation, the original included.
+    batch_size : int, default 128
+        Images per classifier call.
+    fill : str, number, (r, g, b) or callable, default ``"median"``
+        What replaces a hidden superpixel: ``"mean"`` (Python lime's
+        default), ``"median"`` (the image's median colour), ``"blur"``, a
+        colour name (R lime hides with ``"grey"``) or RGB triple.  See
+        ``docs/benchmarks.md`` for the measurements behind the default.
+    fill_params : dict, optional
+    kernel_width : float, default 0.25
+    feature_selection : {"auto", "forward_selection", "highest_weights", "lasso_path", "none"}
+    num_features : int or None
+        Most superpixels per label; None keeps all (lime's default 100000).
+    alpha : float, default 1.0
+        Ridge penalty.
+    random_state : int or None
+        Seed of the design matrix and of stochastic segmenters.
+
+    Examples
+    --------
+    >>> explainer = ImageExplainer(random_state=0)          # doctest: +SKIP
+    >>> exp = explainer.explain(image, classifier)          # doctest: +SKIP
+    >>> exp.local_exp[exp.top_labels[0]][:3]                # doctest: +SKIP
+    """
+
+    def __init__(self, *, segmentation: str | Callable = "slic", n_superpixels: int = 50,
+                 segmentation_params: Mapping[str, Any] | None = None,
+                 num_samples: int = 1000, batch_size: int = 128,
+                 fill: FillSpec | Callable = DEFAULT_FILL,
+                 fill_params: Mapping[str, Any] | None = None,
+                 kernel_width: float = 0.25, feature_selection: str = "auto",
+                 num_features: int | None = None, alpha: float = 1.0,
+                 random_state: int | None = None):
+        self.config = ExplainerConfig(
+            segmentation=segmentation, n_superpixels=n_superpixels,
+            segmentation_params=dict(segmentation_params or {}), num_samples=num_samples,
+            batch_size=batch_size, fill=fill, fill_params=dict(fill_params or {}),
+            kernel_width=kernel_width, feature_selection=feature_selection,
+            num_features=num_features, alpha=alpha)
+        self.random_state = random_state
+
+    def segment(self, image: NDArray, *, random_state: int | None = None) -> NDArray[np.int32]:
+        """The superpixels this explainer would use for ``image`` (lime's segmentation_fn)."""
+        cfg = self.config
+        return segment_image(_check_image(image), method=cfg.segmentation,
+                             n_superpixels=cfg.n_superpixels,
+                             random_state=random_state, **cfg.segmentation_params)
+
+    def explain(self, image: NDArray, classifier: Classifier | ClassifierFn, *,
+                top_labels: int | None = 5, labels: Sequence[int] | None = None,
+                segments: NDArray | None = None,
+                random_state: int | None = None) -> ImageExplanation:
+        """Explain the classifier's prediction for one image.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W, 3), uint8 or float in 0..255
+            With a :class:`Classifier` of another input size the image is
+            resized to it first.
+        classifier : Classifier or callable
+            A callable maps (N, H, W, 3) images to (N, n_classes) probabilities.
+        top_labels : int or None, default 5
+            Explain the labels with the highest probabilities.
+        labels : sequence of int, optional
+            Explain exactly these labels instead (``top_labels`` still ranks).
+        segments : ndarray of shape (H, W), optional
+            A precomputed segmentation.
+        random_state : int, optional
+            Overrides the explainer's seed for this call.
+
+        Returns
+        -------
+        ImageExplanation
+        """
+        started = time.perf_counter()
+        cfg = self.config
+        image = _check_image(image)
+        if isinstance(classifier, Classifier) and image.shape[:2] != classifier.input_size:
+            from .images import resize_image
+
+            image = resize_image(np.clip(np.rint(image), 0, 255).astype(np.uint8),
+                                 classifier.input_size)
+        elif not callable(classifier):
+            raise ConfigurationError(
+                "Expected classifier to be a Classifier or a callable mapping images to "
+                f"probabilities. Received: {type(classifier).__name__}"
+            )
+        seed = self.random_state if random_state is None else random_state
+        rng = as_generator(seed)
+        if segments is None:
+            seg_seed = int(rng.integers(0, 2**31 - 1))
+            segments = segment_image(image, method=cfg.segmentation,
+                                     n_superpixels=cfg.n_superpixels,
+                                     random_state=seg_seed, **cfg.segmentation_params)
+        else:
+            segments = check_segments(segments, image.shape)
+        n_superpixels = int(segments.max()) + 1
+        design = sample_masks(cfg.num_samples, n_superpixels, random_state=rng)
+        fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
+        probs = predict_design(classifier, image, fill_image, segments, design,
+                               batch_size=cfg.batch_size)
+        n_classes = probs.shape[1]
+        top = [int(x) for x in np.argsort(probs[0])[-top_labels:][::-1]] if top_labels else []
+        if labels is not None:
+            explained = [int(x) for x in labels]
+            bad = [x for x in explained if not 0 <= x < n_classes]
+            if bad:
+                raise ConfigurationError(
+                    f"Expected labels in 0..{n_classes - 1} (the classifier's classes). "
+                    f"Received: labels={list(labels)}"
+                )
+        else:
+            if not top:
+                raise ConfigurationError(
+                    "Expected top_labels >= 1 or a list of labels. "
+                    f"Received: top_labels={top_labels!r}, labels=None"
+                )
+            explained = top
+        weights = kernel_weights(cosine_distances(design), cfg.kernel_width)
+        fits = fit_surrogate(design, probs[:, explained], weights, alpha=cfg.alpha,
+                             feature_selection=cfg.feature_selection,
+                             num_features=cfg.num_features)
+        label_names = getattr(classifier, "label_names", None)
+        return ImageExplanation(
+            image=image, segments=segments, top_labels=top,
+            local_exp={lab: fit.local_exp for lab, fit in zip(explained, fits)},
+            intercept={lab: fit.intercept for lab, fit in zip(explained, fits)},
+            score={lab: fit.score for lab, fit in zip(explained, fits)},
+            local_pred={lab: fit.local_pred for lab, fit in zip(explained, fits)},
+            predictions=np.asarray(probs[0], dtype=np.float64), fill_image=fill_image,
+            label_names=label_names, seed=seed if isinstance(seed, int) else None,
+            seconds=time.perf_counter() - started)

@@ -1,0 +1,98 @@
+"""Faithfulness and stability of explanations.
+
+Deletion and insertion curves (Petsiuk et al., RISE, 2018) in superpixel
+order: hide (deletion) or reveal (insertion) the superpixels from the most
+positive weight down, and follow the label's probability.  A faithful
+explanation has a low deletion AUC and a high insertion AUC.  Both curves
+are design rows, so they go through the same batched prediction as the
+explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .explainer import ImageExplainer, ImageExplanation, predict_design
+from .models import Classifier, ClassifierFn
+
+__all__ = ["superpixel_order", "deletion_insertion_curves", "deletion_insertion_auc",
+           "stability"]
+
+
+def superpixel_order(explanation: ImageExplanation, label: int) -> NDArray[np.int64]:
+    """Superpixels by decreasing weight for ``label``; unweighted ones last, by id."""
+    weights = dict(explanation.local_exp[label])
+    ranked = sorted(weights, key=lambda f: -weights[f])
+    rest = [f for f in range(explanation.n_superpixels) if f not in weights]
+    return np.array(ranked + rest, dtype=np.int64)
+
+
+def deletion_insertion_curves(explanation: ImageExplanation,
+                              classifier: Classifier | ClassifierFn, label: int, *,
+                              batch_size: int = 128) -> tuple[NDArray, NDArray]:
+    """The label's probability as superpixels are hidden / revealed in weight order.
+
+    Returns
+    -------
+    deletion, insertion : ndarrays of shape (K + 1,)
+        Step k hides (deletion) or shows only (insertion) the first k superpixels.
+    """
+    order = superpixel_order(explanation, label)
+    k = len(order)
+    steps = np.tril(np.ones((k + 1, k), dtype=np.uint8), -1)   # row i: first i set
+    ranked = np.zeros((k + 1, k), dtype=np.uint8)
+    ranked[:, order] = steps
+    design = np.vstack([1 - ranked, ranked])
+    probs = predict_design(classifier, explanation.image, explanation.fill_image,
+                           explanation.segments, design, batch_size=batch_size)
+    return probs[:k + 1, label], probs[k + 1:, label]
+
+
+def _auc(curve: NDArray) -> float:
+    x = np.linspace(0.0, 1.0, len(curve))
+    return float(np.sum((curve[1:] + curve[:-1]) * np.diff(x)) / 2.0)
+
+
+def deletion_insertion_auc(explanation: ImageExplanation,
+                           classifier: Classifier | ClassifierFn,
+                           label: int | None = None, *,
+                           batch_size: int = 128) -> tuple[float, float]:
+    """Areas under the deletion and insertion curves, x normalised to [0, 1].
+
+    Parameters
+    ----------
+    label : int, optional
+        Defaults to the top label.
+
+    Returns
+    -------
+    (deletion_auc, insertion_auc) : floats in [0, 1] for probabilities
+    """
+    if label is None:
+        label = explanation.labels[0] if not explanation.top_labels else explanation.top_labels[0]
+    deletion, insertion = deletion_insertion_curves(explanation, classifier, label,
+                                                    batch_size=batch_size)
+    return _auc(deletion), _auc(insertion)
+
+
+def stability(explainer: ImageExplainer, image: NDArray, classifier: Classifier | ClassifierFn,
+              label: int, *, seeds: Sequence[int] = (0, 1, 2), top_k: int = 5) -> float:
+    """Mean pairwise Jaccard overlap of the top-k positive superpixels across seeds.
+
+    The segmentation is shared, so only the sampling varies.  1.0 means every
+    seed picked the same superpixels.
+    """
+    segments = explainer.segment(image, random_state=int(seeds[0]))
+    tops = []
+    for seed in seeds:
+        exp = explainer.explain(image, classifier, labels=[label], segments=segments,
+                                random_state=int(seed))
+        tops.append({f for f, w in exp.local_exp[label] if w > 0}
+                    if top_k is None else
+                    {f for f, w in sorted(exp.local_exp[label], key=lambda x: -x[1])[:top_k]})
+    scores = [len(a & b) / max(1, len(a | b))
+              for i, a in enumerate(tops) for b in tops[i + 1:]]
+    return float(np.mean(scores)) if scores else 1.0

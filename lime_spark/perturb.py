@@ -1,0 +1,195 @@
+"""Perturbed images from (image, segments, design matrix, fill).
+
+A hidden superpixel (a 0 in the design row) takes the fill's pixels, a kept
+one (a 1) keeps the image's.  Two implementations share one definition:
+
+* :func:`perturb_batch` / :func:`iter_perturbed`: numpy, chunked by batch, for
+  any ``classifier_fn`` callable;
+* :func:`perturb_tensor`: backend ops (``keras.ops``), traced into the
+  classifier's compiled function, so on a GPU only the design rows travel.
+
+Fills share one signature, ``fill_fn(image, segments, **params) -> fill``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .exceptions import ConfigurationError
+
+__all__ = [
+    "FILLS",
+    "FillSpec",
+    "make_fill",
+    "perturb_batch",
+    "iter_perturbed",
+    "perturb_tensor",
+]
+
+FillSpec = str | float | int | Sequence[float]
+
+
+def _fill_mean(image: NDArray, segments: NDArray) -> NDArray:
+    """Each superpixel's mean colour (Python lime's ``hide_color=None``)."""
+    n = int(segments.max()) + 1
+    flat = segments.ravel()
+    counts = np.bincount(flat, minlength=n).astype(np.float64)
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    means = np.stack([np.bincount(flat, weights=pixels[:, c], minlength=n)
+                      for c in range(3)], axis=1) / np.maximum(counts, 1)[:, None]
+    return means[segments]
+
+
+def _fill_median(image: NDArray, segments: NDArray) -> NDArray:
+    """The image's per-channel median colour everywhere (an estimate of the background)."""
+    colour = np.median(image.reshape(-1, 3).astype(np.float64), axis=0)
+    return np.broadcast_to(colour, image.shape)
+
+
+def _fill_blur(image: NDArray, segments: NDArray, *, sigma: float | None = None) -> NDArray:
+    """A Gaussian blur of the image; ``sigma`` defaults to 1/16 of the longer side."""
+    from skimage.filters import gaussian
+
+    if sigma is None:
+        sigma = max(image.shape[:2]) / 16.0
+    return gaussian(image.astype(np.float64), sigma=float(sigma), channel_axis=-1,
+                    preserve_range=True, mode="reflect")
+
+
+FILLS: dict[str, Callable[..., NDArray]] = {
+    "mean": _fill_mean,
+    "median": _fill_median,
+    "blur": _fill_blur,
+}
+"""Named fills; any other string is read as a colour name (CSS names, e.g. ``"grey"``)."""
+
+
+def _solid(fill: Any, shape: tuple[int, ...]) -> NDArray:
+    if isinstance(fill, str):
+        from PIL import ImageColor
+
+        try:
+            colour = ImageColor.getrgb(fill)[:3]
+        except ValueError:
+            listed = ", ".join(f"`{f}`" for f in FILLS)
+            raise ConfigurationError(
+                f"Expected fill to be one of {listed}, a colour name, a number or "
+                f"an (r, g, b) triple in 0..255. Received: fill={fill!r}"
+            ) from None
+    else:
+        colour = np.asarray(fill, dtype=np.float64)
+        if colour.ndim == 0:
+            colour = np.repeat(colour, 3)
+        if colour.shape != (3,) or not np.all(np.isfinite(colour)) \
+                or colour.min() < 0 or colour.max() > 255:
+            raise ConfigurationError(
+                "Expected fill to be a number or an (r, g, b) triple in 0..255. "
+                f"Received: fill={fill!r}"
+            )
+    return np.broadcast_to(np.asarray(colour, dtype=np.float64), shape)
+
+
+def make_fill(image: NDArray, segments: NDArray[np.integer], fill: FillSpec | Callable[..., NDArray],
+              **params: Any) -> NDArray:
+    """Build the image whose pixels replace hidden superpixels.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8 or float32/float64 in 0..255
+    segments : ndarray of shape (H, W), int, ids 0..K-1
+    fill : str, number, (r, g, b) or callable
+        ``"mean"`` (each superpixel's mean colour, Python lime's default),
+        ``"median"`` (the image's median colour), ``"blur"`` (Gaussian blur,
+        parameter ``sigma``), a colour name such as ``"grey"``, a number
+        (grey level) or an RGB triple, or ``fn(image, segments, **params)``.
+    **params
+        Parameters of a named or callable fill.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), same dtype as ``image``
+        For a uint8 image the fill is truncated to uint8, as Python lime does
+        when it writes the means into a copy of the image.
+    """
+    if callable(fill):
+        out = fill(image, segments, **params)
+    elif isinstance(fill, str) and fill in FILLS:
+        out = FILLS[fill](image, segments, **params)
+    else:
+        if params:
+            raise ConfigurationError(
+                f"A solid fill takes no parameters. Received: {sorted(params)}"
+            )
+        out = _solid(fill, image.shape)
+    out = np.asarray(out)
+    if out.shape != image.shape:
+        raise ConfigurationError(
+            f"Expected the fill to have the image's shape {image.shape}. "
+            f"Received: shape={out.shape}"
+        )
+    if image.dtype == np.uint8:
+        return np.clip(out, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out, dtype=image.dtype)
+
+
+def perturb_batch(image: NDArray, fill_image: NDArray, segments: NDArray[np.integer],
+                  design: NDArray) -> NDArray:
+    """Perturbed images for a block of design rows.
+
+    Parameters
+    ----------
+    image, fill_image : ndarray of shape (H, W, 3), same dtype
+    segments : ndarray of shape (H, W), int, ids 0..K-1
+    design : ndarray of shape (B, K), 0/1
+
+    Returns
+    -------
+    ndarray of shape (B, H, W, 3), dtype of ``image``
+    """
+    keep = np.asarray(design, dtype=bool)[:, segments]
+    if image.dtype == np.uint8 and fill_image.dtype == np.uint8:
+        # One 32-bit select per pixel instead of three 8-bit ones.
+        packed = np.where(keep, _pack_rgb(image), _pack_rgb(fill_image))
+        return np.ascontiguousarray(packed[..., None].view(np.uint8)[..., :3])
+    return np.where(keep[..., None], image[None], fill_image[None])
+
+
+def _pack_rgb(image: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """(H, W, 3) uint8 -> (H, W) uint32 holding the three bytes (and a zero)."""
+    padded = np.zeros(image.shape[:2] + (4,), dtype=np.uint8)
+    padded[..., :3] = image
+    return padded.view(np.uint32)[..., 0]
+
+
+def iter_perturbed(image: NDArray, fill_image: NDArray, segments: NDArray[np.integer],
+                   design: NDArray, batch_size: int) -> Iterator[NDArray]:
+    """Yield perturbed batches of at most ``batch_size`` images, in design order.
+
+    Peak memory is one batch, ``batch_size * H * W * 3`` values, whatever the
+    number of design rows.
+    """
+    for start in range(0, design.shape[0], batch_size):
+        yield perturb_batch(image, fill_image, segments, design[start:start + batch_size])
+
+
+def perturb_tensor(design: Any, segments: Any, image: Any, fill_image: Any) -> Any:
+    """:func:`perturb_batch` in backend ops, for use inside a compiled function.
+
+    Parameters
+    ----------
+    design : tensor of shape (B, K), float32 0/1
+    segments : tensor of shape (H, W), int32
+    image, fill_image : tensors of shape (H, W, C), float32
+
+    Returns
+    -------
+    tensor of shape (B, H, W, C), float32
+    """
+    from keras import ops
+
+    keep = ops.take(design, segments, axis=1)[..., None] > 0.5
+    return ops.where(keep, image[None], fill_image[None])
