@@ -56,8 +56,7 @@ def _quickshift(image: NDArray, *, n_superpixels: int, random_state: int | None,
 
     seed = 42 if random_state is None else int(random_state) % (2**31)
     return quickshift(image, kernel_size=kernel_size, max_dist=max_dist,
-                      ratio=ratio, sigma=sigma, random_seed=seed,
-                      channel_axis=-1)
+                      ratio=ratio, sigma=sigma, rng=seed, channel_axis=-1)
 
 
 def _felzenszwalb(image: NDArray, *, n_superpixels: int, random_state: int | None,

@@ -1,0 +1,159 @@
+"""The ``lime-spark`` console script and the spark-submit entry point's parser.
+
+``lime-spark explain`` builds its own SparkSession (``local[*]`` unless
+``--master``/``--conf spark.master=...``), so it works without spark-submit;
+``spark-submit jobs/explain_images.py`` takes the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import MISSING, fields
+from typing import Any
+
+from .config import JobConfig, load_config, parse_assignment
+from .exceptions import LimeSparkError
+
+__all__ = ["main", "build_parser", "config_from_args", "run_explain"]
+
+logger = logging.getLogger("lime_spark.cli")
+
+_RAW_STRING_TYPES = {"str", "str | None"}
+
+
+def _convert(field_type: str, text: str) -> Any:
+    import yaml
+
+    if field_type in _RAW_STRING_TYPES:
+        if field_type == "str | None" and text.lower() in ("null", "none", "~"):
+            return None
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--option`` per JobConfig field, plus --config and --set."""
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="options file (see conf/default.yaml); the options below override it")
+    parser.add_argument("--set", dest="assignments", metavar="KEY=VALUE", action="append",
+                        default=[], help="set any option, e.g. --set model_args.alpha=0.25")
+    group = parser.add_argument_group("job options (defaults in conf/default.yaml)")
+    for f in fields(JobConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        extra = " (required)" if f.metadata.get("required") else f" (default: {default!r})"
+        group.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=None,
+                           help=f.metadata["help"] + extra)
+
+
+def config_from_args(args: argparse.Namespace) -> JobConfig:
+    """Resolve the JobConfig from a parsed command line."""
+    explicit = {}
+    for f in fields(JobConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            explicit[f.name] = _convert(str(f.type), value)
+    return load_config(config_file=args.config, assignments=args.assignments,
+                       overrides=explicit).resolved()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lime-spark", description="Explain Keras image classifiers with LIME on Spark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    explain = sub.add_parser(
+        "explain", help="explain a Parquet list of images (the batch job)",
+        description="Explain every image of a Parquet list with LIME and write the images, "
+                    "explanations and features tables, overlay PNGs and a run summary.")
+    add_job_options(explain)
+    explain.add_argument("--master", help="Spark master (default: local[*] outside spark-submit)")
+    explain.add_argument("--conf", dest="spark_conf", metavar="KEY=VALUE", action="append",
+                         default=[], help="a Spark setting, e.g. --conf spark.executor.memory=8g")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """Entry points only: log lime-spark's records to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("lime_spark")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def print_config(config: JobConfig, stream: Any = None) -> None:
+    """Print the resolved configuration as YAML (credentials never live in it)."""
+    import yaml
+
+    stream = stream or sys.stdout
+    stream.write("# lime-spark resolved configuration\n")
+    stream.write(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False))
+    stream.flush()
+
+
+def print_summary(summary: dict[str, Any], stream: Any = None) -> None:
+    stream = stream or sys.stdout
+    imgs, t = summary["images"], summary["timings"]
+    stream.write(
+        f"\nrun {summary['run_id']}: {imgs['rows']} images, {imgs['ok']} ok, {imgs['error']} error"
+        + (f" {imgs['errors_by_class']}" if imgs["errors_by_class"] else "")
+        + f"; {t['total_seconds']:.1f}s total, {t['images_per_second'] or 0:.2f} images/s; "
+        f"model loaded {summary['workers']['model_loads']}x in "
+        f"{summary['workers']['python_workers']} Python worker(s)\n"
+        f"results under {summary['output']}: images/ explanations/ features/ overlays/ "
+        f"runs/run_id={summary['run_id']}/summary.json\n")
+    stream.flush()
+
+
+def run_explain(config: JobConfig, *, master: str | None = None,
+                spark_conf: Sequence[str] = (), spark: Any = None) -> dict[str, Any]:
+    """Start (or reuse) a session, run the job, stop the session we started."""
+    from .spark.job import run_job
+    from .spark.session import build_session
+
+    conf = dict(parse_assignment_raw(item) for item in spark_conf)
+    own = spark is None
+    if own:
+        spark = build_session(app_name=f"lime-spark {config.run_id}", master=master, conf=conf)
+    try:
+        return run_job(spark, config)
+    finally:
+        if own:
+            spark.stop()
+
+
+def parse_assignment_raw(text: str) -> tuple[str, str]:
+    """``key=value`` for Spark settings, value kept as text."""
+    if "=" not in text:
+        raise LimeSparkError(f"Expected --conf KEY=VALUE. Received: {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "explain":
+            config = config_from_args(args)
+            configure_logging(config.log_level)
+            print_config(config)
+            summary = run_explain(config, master=args.master, spark_conf=args.spark_conf)
+            print_summary(summary)
+            return 0
+    except LimeSparkError as exc:
+        print(f"lime-spark: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

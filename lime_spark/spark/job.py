@@ -1,0 +1,299 @@
+"""The distributed explanation job: Parquet of image URIs in, tables and overlays out.
+
+``run_job(spark, config)`` is the whole job: read the image list, broadcast
+the model, explain every image in ``mapInArrow`` over partitions of rows,
+write the ``images``, ``explanations`` and ``features`` tables partitioned by
+``run_id`` (replacing only this run's partitions), and ``summary.json``.
+The per-image work is :func:`lime_spark.batch.explain_record`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..batch import BatchSettings, ImageRecord, explain_record
+from ..config import JobConfig
+from ..exceptions import ConfigurationError
+from ..storage import join_uri, remove_tree, to_fsspec_uri, to_hadoop_uri, write_bytes
+from .gpu import pin_task_gpus, task_cpus
+from .model_cache import ModelPayload, get_classifier
+
+__all__ = ["run_job", "explain_partitions", "RESULT_SCHEMA", "output_uri"]
+
+logger = logging.getLogger(__name__)
+
+_IMAGE_FIELDS = """
+    image_id STRING, path STRING, expected_label STRING, status STRING, error_class STRING,
+    error_message STRING, width INT, height INT, n_superpixels INT, n_samples INT,
+    top_label INT, top_label_name STRING, top_prob DOUBLE, seconds DOUBLE,
+    model_name STRING, model_digest STRING, seed BIGINT"""
+_EXPLANATION_FIELDS = """
+    image_id STRING, label INT, label_name STRING, label_rank INT, label_prob DOUBLE,
+    model_r2 DOUBLE, intercept DOUBLE, local_pred DOUBLE, deletion_auc DOUBLE,
+    insertion_auc DOUBLE, overlay_uri STRING"""
+_FEATURE_FIELDS = """
+    image_id STRING, label INT, feature INT, feature_weight DOUBLE, feature_rank INT,
+    pixel_count BIGINT, bbox_x0 INT, bbox_y0 INT, bbox_x1 INT, bbox_y1 INT"""
+
+RESULT_SCHEMA = (
+    f"{_IMAGE_FIELDS}, explanations ARRAY<STRUCT<{_EXPLANATION_FIELDS}>>, "
+    f"features ARRAY<STRUCT<{_FEATURE_FIELDS}>>, "
+    "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT"
+)
+"""One row per input row; the three tables are projections of it."""
+
+
+def _column_names(fields: str) -> list[str]:
+    return [part.split()[0] for part in fields.strip().split(",")]
+
+
+def output_uri(root: str) -> str:
+    """The output root as written into tables (absolute for local paths)."""
+    if "://" in root or root.startswith("file:"):
+        return root.rstrip("/")
+    return os.path.abspath(root)
+
+
+def _configure_worker_logging(level: str) -> None:
+    root = logging.getLogger("lime_spark")
+    if not any(getattr(h, "_lime_spark", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._lime_spark = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.propagate = False
+    root.setLevel(level.upper())
+
+
+def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str,
+                       settings: BatchSettings, explainer_kwargs: dict[str, Any],
+                       arrow_schema: Any, log_level: str = "INFO") -> Iterator[Any]:
+    """``mapInArrow`` function: Arrow batches of input rows to batches of result rows."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    _configure_worker_logging(log_level)
+    gpu = pin_task_gpus()
+    threads = task_cpus()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:       # already set in this reused worker
+        pass
+    from ..explainer import ImageExplainer
+
+    classifier, loaded = get_classifier(model_key, lambda: broadcast.value)
+    explainer = ImageExplainer(**explainer_kwargs)
+    ctx = TaskContext.get()
+    partition = ctx.partitionId() if ctx else -1
+    attempt = ctx.attemptNumber() if ctx else 0
+    started = time.perf_counter()
+    counts = {"ok": 0, "error": 0}
+    pid = os.getpid()
+    for batch in batches:
+        rows = []
+        for rec in batch.to_pylist():
+            result = explain_record(
+                ImageRecord(rec.get("image_id"), rec.get("path"), rec.get("expected_label")),
+                classifier=classifier, explainer=explainer, settings=settings)
+            counts[result.image["status"]] += 1
+            rows.append({**result.image, "explanations": result.explanations,
+                         "features": result.features, "_worker_pid": pid,
+                         "_model_loaded": loaded, "_gpu": gpu,
+                         "_read_retries": result.read_retries})
+            loaded = False
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
+    seconds = time.perf_counter() - started
+    total = counts["ok"] + counts["error"]
+    logger.info("partition %d (attempt %d, worker %d): %d images, %d ok, %d error in %.1fs "
+                "(%.2f images/s)", partition, attempt, pid, total, counts["ok"],
+                counts["error"], seconds, total / seconds if seconds else 0.0)
+
+
+def _read_input(spark: Any, cfg: JobConfig):
+    from pyspark.sql import functions as F
+
+    uri = to_hadoop_uri(cfg.input)
+    try:
+        df = spark.read.parquet(uri)
+    except Exception as exc:  # noqa: BLE001 - AnalysisException and Py4J errors
+        raise ConfigurationError(
+            f"Could not read the input Parquet {cfg.input!r}: {str(exc).splitlines()[0]}"
+        ) from exc
+    columns = df.columns
+    if cfg.path_column not in columns:
+        raise ConfigurationError(
+            f"Expected a column {cfg.path_column!r} with image paths in {cfg.input!r}. "
+            f"Received columns: {columns}"
+        )
+    path = F.col(cfg.path_column).cast("string")
+    image_id = (F.col(cfg.id_column).cast("string") if cfg.id_column in columns
+                else F.substring(F.sha2(path, 256), 1, 16))
+    label = (F.col(cfg.label_column).cast("string") if cfg.label_column in columns
+             else F.lit(None).cast("string"))
+    return df.select(image_id.alias("image_id"), path.alias("path"),
+                     label.alias("expected_label"))
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("lime-spark", "pyspark", "tensorflow", "keras", "numpy", "scikit-image",
+                 "scikit-learn", "pillow", "pyarrow"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
+    """Run one explanation job and return its summary (also written to summary.json).
+
+    Raises
+    ------
+    ConfigurationError, ModelLoadError
+        Before any executor work, for a bad input, model or output.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    from ..models import load_classifier
+
+    cfg = config.resolved()
+    started = time.perf_counter()
+    root = output_uri(cfg.output)
+    run = f"run_id={cfg.run_id}"
+    logger.info("lime-spark run %s: %s -> %s", cfg.run_id, cfg.input, root)
+
+    images = _read_input(spark, cfg)
+    _check_output_writable(root)
+
+    weights = cfg.weights
+    classifier = load_classifier(cfg.model, weights=weights, preprocess=cfg.preprocess,
+                                 labels=cfg.labels, batch_size=cfg.batch_size,
+                                 output_activation=cfg.output_activation, **cfg.model_args)
+    payload = ModelPayload.from_classifier(classifier)
+    broadcast = spark.sparkContext.broadcast(payload)
+    logger.info("model %s (%d MB as .keras, digest %s) broadcast to executors", payload.name,
+                len(payload.keras_bytes) // 2**20, payload.digest[:12])
+
+    n_rows = images.count()
+    partitions = cfg.partitions or max(1, min(n_rows, 2 * spark.sparkContext.defaultParallelism))
+    images = images.repartition(partitions)
+
+    remove_tree(join_uri(root, "overlays", run))
+    settings = BatchSettings(
+        run_id=cfg.run_id, run_seed=cfg.seed, output_root=root, top_labels=cfg.top_labels,
+        max_pixels=cfg.max_pixels, read_retries=cfg.read_retries, overlays=cfg.overlays,
+        overlay_display=cfg.overlay_display, overlay_features=cfg.overlay_features,
+        overlay_max_side=cfg.overlay_max_side, metrics=cfg.metrics)
+    explainer_kwargs = dict(
+        segmentation=cfg.segmentation, n_superpixels=cfg.n_superpixels,
+        segmentation_params=dict(cfg.segmentation_params), num_samples=cfg.num_samples,
+        batch_size=cfg.batch_size, fill=cfg.fill, kernel_width=cfg.kernel_width,
+        feature_selection=cfg.feature_selection, num_features=cfg.num_features)
+    schema = _parse_datatype_string(RESULT_SCHEMA)
+    arrow_schema = to_arrow_schema(schema)
+    model_key = payload.key
+    log_level = cfg.log_level
+
+    def fn(batches):
+        return explain_partitions(batches, broadcast=broadcast, model_key=model_key,
+                                  settings=settings, explainer_kwargs=explainer_kwargs,
+                                  arrow_schema=arrow_schema, log_level=log_level)
+
+    result = images.mapInArrow(fn, schema).persist()
+    explain_started = time.perf_counter()
+    stats = result.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
+        F.sum(F.col("_model_loaded").cast("int")).alias("model_loads"),
+        F.countDistinct("_worker_pid").alias("workers"),
+        F.sum("_read_retries").alias("read_retries"),
+        F.sum("seconds").alias("image_seconds"),
+        F.collect_set("_gpu").alias("gpus"),
+    ).first()
+    explain_seconds = time.perf_counter() - explain_started
+    errors = {r["error_class"]: r["count"] for r in
+              result.where(F.col("status") == "error").groupBy("error_class").count().collect()}
+
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    run_col = F.lit(cfg.run_id).alias("run_id")
+    tables = {
+        "images": result.select(*_column_names(_IMAGE_FIELDS), run_col),
+        "explanations": result.select(F.explode("explanations").alias("e"))
+                              .select("e.*", run_col),
+        "features": result.select(F.explode("features").alias("f")).select("f.*", run_col),
+    }
+    table_rows = {}
+    for name, frame in tables.items():
+        frame.write.mode("overwrite").partitionBy("run_id").parquet(
+            to_hadoop_uri(join_uri(root, name)))
+    for name in ("explanations", "features"):
+        table_rows[name] = int(result.select(F.size(name).alias("n")).agg(F.sum("n")).first()[0] or 0)
+    table_rows["images"] = int(stats["rows"])
+    result.unpersist()
+    broadcast.unpersist()
+
+    seconds = time.perf_counter() - started
+    summary = {
+        "run_id": cfg.run_id,
+        "input": cfg.input,
+        "output": root,
+        "images": {"rows": int(stats["rows"]), "ok": int(stats["ok"] or 0),
+                   "error": int(stats["rows"]) - int(stats["ok"] or 0),
+                   "errors_by_class": dict(sorted(errors.items()))},
+        "table_rows": table_rows,
+        "partitions": partitions,
+        "timings": {"total_seconds": round(seconds, 3),
+                    "explain_seconds": round(explain_seconds, 3),
+                    "image_seconds_sum": round(float(stats["image_seconds"] or 0.0), 3),
+                    "images_per_second": round(int(stats["rows"]) / explain_seconds, 3)
+                    if explain_seconds else None},
+        "workers": {"python_workers": int(stats["workers"]),
+                    "model_loads": int(stats["model_loads"] or 0),
+                    "gpus": sorted(g for g in stats["gpus"] if g)},
+        "storage": {"read_retries": int(stats["read_retries"] or 0)},
+        "model": {"name": payload.name, "digest": payload.digest,
+                  "input_size": list(payload.input_size), "preprocess": payload.preprocess,
+                  "n_classes": classifier.n_classes},
+        "spark": {"master": spark.sparkContext.master, "version": spark.version,
+                  "default_parallelism": spark.sparkContext.defaultParallelism},
+        "config": cfg.to_dict(),
+        "versions": _versions(),
+    }
+    write_bytes(join_uri(root, "runs", run, "summary.json"),
+                json.dumps(summary, indent=2, default=str).encode("utf-8"))
+    logger.info("run %s done: %d images (%d ok, %d error) in %.1fs, %.2f images/s",
+                cfg.run_id, summary["images"]["rows"], summary["images"]["ok"],
+                summary["images"]["error"], seconds,
+                summary["timings"]["images_per_second"] or 0.0)
+    return summary
+
+
+def _check_output_writable(root: str) -> None:
+    """Fail fast when the output root cannot be written."""
+    import uuid
+
+    probe = join_uri(root, "_lime_spark_probe", uuid.uuid4().hex)
+    try:
+        write_bytes(probe, b"")
+        remove_tree(join_uri(root, "_lime_spark_probe"))
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigurationError(
+            f"Output root {root!r} is not writable: {type(exc).__name__}: {exc}"
+        ) from exc
+    _ = to_fsspec_uri(root)

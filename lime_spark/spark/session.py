@@ -1,0 +1,81 @@
+"""SparkSession defaults for lime-spark runs.
+
+Without a master (plain ``python``/``lime-spark explain``, not spark-submit)
+the session runs ``local[*]`` with ``PYSPARK_PYTHON`` set to the running
+interpreter and the settings of ``conf/spark-local.conf``.  Under
+spark-submit the submitted master and settings win.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["conf_dir", "read_spark_conf", "build_session", "is_spark_submit"]
+
+logger = logging.getLogger(__name__)
+
+
+def conf_dir() -> Path:
+    """The folder with ``spark-local.conf`` and ``default.yaml`` (``$LIME_SPARK_CONF_DIR``
+    or the repository's ``conf/``)."""
+    env = os.environ.get("LIME_SPARK_CONF_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+
+
+def read_spark_conf(path: Path) -> dict[str, str]:
+    """Parse a ``spark-defaults.conf``-style file: ``key value`` lines, ``#`` comments."""
+    settings = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def is_spark_submit() -> bool:
+    """Whether this driver was started by spark-submit (the JVM gateway exists already)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(*, app_name: str = "lime-spark", master: str | None = None,
+                  conf: Mapping[str, str] | None = None):
+    """Get or create the SparkSession for a run.
+
+    Parameters
+    ----------
+    app_name : str
+    master : str, optional
+        e.g. ``local[2]`` or ``local-cluster[2,1,1024]``; without it and outside
+        spark-submit, ``local[*]``.
+    conf : mapping, optional
+        Spark settings; they override ``conf/spark-local.conf``.
+    """
+    from pyspark.sql import SparkSession
+
+    conf = dict(conf or {})
+    master = master or conf.pop("spark.master", None)
+    settings: dict[str, str] = {}
+    local = master is None and not is_spark_submit() or (master or "").startswith("local")
+    if master is None and not is_spark_submit():
+        master = "local[*]"
+    if local:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        path = conf_dir() / "spark-local.conf"
+        if path.exists():
+            settings.update(read_spark_conf(path))
+        else:
+            logger.warning("%s not found; using Spark's own defaults", path)
+    settings.update(conf)
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,54 @@
+"""Shared test setup: Keras' cache points at ../shared/models before Keras loads.
+
+The real ImageNet MobileNet (alpha 0.25, 128 px) and Keras' class index live
+in ``../shared/models`` beside the repository (or ``$LIME_SPARK_SHARED``).
+They are linked into a private ``KERAS_HOME`` so ``weights="imagenet"`` and
+``labels="imagenet"`` work offline, exactly as in a user's Keras cache.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LIME_SPARK_SHARED", REPO.parent / "shared"))
+MODELS = SHARED / "models"
+MOBILENET_FILE = MODELS / "mobilenet_2_5_128_tf.h5"
+CLASS_INDEX_FILE = MODELS / "imagenet_class_index.json"
+
+_KERAS_HOME = Path(tempfile.mkdtemp(prefix="lime-spark-keras-home-"))
+(_KERAS_HOME / "models").mkdir()
+for _f in (MOBILENET_FILE, CLASS_INDEX_FILE):
+    if _f.exists():
+        (_KERAS_HOME / "models" / _f.name).symlink_to(_f)
+os.environ["KERAS_HOME"] = str(_KERAS_HOME)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the tests need ../shared/models beside the repository "
+            "(or LIME_SPARK_SHARED pointing at a folder with models/)."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def mobilenet_path() -> Path:
+    """Path of the real ImageNet MobileNet v1 (alpha 0.25, 128x128) weights."""
+    return _require(MOBILENET_FILE)
+
+
+@pytest.fixture(scope="session")
+def mobilenet(mobilenet_path):
+    """The real ImageNet MobileNet as a Classifier with ImageNet label names."""
+    _require(CLASS_INDEX_FILE)
+    from lime_spark.models import load_classifier
+
+    return load_classifier("mobilenet", weights=str(mobilenet_path), labels="imagenet")
