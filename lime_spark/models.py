@@ -509,7 +509,8 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
     with tempfile.TemporaryDirectory(prefix="lime-spark-model-") as tmp:
         if not looks_like_file and norm in apps:
             constructor, module = apps[norm]
-            kwargs = dict(application_kwargs)
+            kwargs = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in application_kwargs.items()}
             weights_path = weights
             digest = None
             if weights not in (None, "imagenet"):

@@ -5,17 +5,22 @@ Each image of :func:`make_shapes_dataset` shows one class-deciding object
 squares and discs) painted with the same colours on a light background, so
 neither position nor colour can decide the class: only the object's shape
 can.  :func:`train_shapes_classifier` fits a small CNN to it in seconds on a
-CPU, and :func:`pointing_game_hit` scores an explanation by whether its most
-positive superpixel lies on the object (the "pointing game", Zhang et al.,
-2016).  Used by the tests, ``scripts/measure_fills.py`` and demos.
+CPU, :func:`erase_object` checks that the object really is the classifier's
+evidence, and :func:`pointing_game_hit` scores an explanation by whether its
+most positive superpixel lies on the object (the "pointing game", Zhang et
+al., 2016).  Used by the tests, ``scripts/measure_fills.py`` and demos.
 
 Examples
 --------
->>> from lime_spark import Classifier, ImageExplainer        # doctest: +SKIP
->>> images, labels, masks = make_shapes_dataset(600, random_state=0)  # doctest: +SKIP
->>> model = train_shapes_classifier(images[:500], labels[:500], random_state=0)  # doctest: +SKIP
->>> exp = ImageExplainer(random_state=0).explain(images[500], Classifier(model))  # doctest: +SKIP
->>> pointing_game_hit(exp, exp.top_labels[0], masks[500])     # doctest: +SKIP
+>>> from lime_spark import Classifier, ImageExplainer
+>>> train_x, train_y, _ = make_shapes_dataset(1000, random_state=0)  # doctest: +SKIP
+>>> images, labels, masks = make_shapes_dataset(10, include_empty=False,
+...                                             random_state=1)     # doctest: +SKIP
+>>> classifier = Classifier(train_shapes_classifier(train_x, train_y,
+...                                                 random_state=0))  # doctest: +SKIP
+>>> exp = ImageExplainer(random_state=0).explain(images[0], classifier)  # doctest: +SKIP
+>>> pointing_game_hit(exp, exp.top_labels[0], masks[0])     # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
@@ -31,17 +36,26 @@ from .sampling import as_generator
 
 __all__ = [
     "SHAPE_CLASSES",
+    "NO_OBJECT",
     "DISTRACTOR_SHAPES",
     "FOREGROUND_COLOURS",
     "make_shapes_dataset",
     "build_shapes_model",
     "train_shapes_classifier",
+    "erase_object",
     "superpixel_overlap",
     "pointing_game_hit",
 ]
 
-SHAPE_CLASSES: tuple[str, ...] = ("plus", "ring", "triangle")
-"""Class names of :func:`make_shapes_dataset`: label ``i`` is ``SHAPE_CLASSES[i]``."""
+SHAPE_CLASSES: tuple[str, ...] = ("plus", "ring", "triangle", "none")
+"""Class names of :func:`make_shapes_dataset`: label ``i`` is ``SHAPE_CLASSES[i]``.
+
+Labels 0..2 name the object's shape; label 3, ``"none"``, an image with
+distractors only.
+"""
+
+NO_OBJECT: int = SHAPE_CLASSES.index("none")
+"""The label of images without an object."""
 
 DISTRACTOR_SHAPES: tuple[str, ...] = ("square", "disc")
 """Shapes of the distractors; no class is decided by them."""
@@ -114,6 +128,7 @@ def _place(rng: np.random.Generator, sizes: list[int], side: int
 
 
 def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4,
+                        include_empty: bool = True,
                         object_size: tuple[int, int] = (14, 18),
                         distractor_size: tuple[int, int] = (12, 18),
                         noise: float = 4.0, random_state: int | np.random.Generator | None
@@ -123,7 +138,11 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
     Every image has a light background (each channel drawn in 185..235, so it
     varies a little per image, plus pixel noise), one object whose shape is
     the class (``SHAPE_CLASSES``: plus, ring, triangle) and ``n_distractors``
-    filled squares and discs.  All shapes of an image are painted with
+    filled squares and discs.  With ``include_empty`` a quarter of the
+    images instead show ``n_distractors + 1`` distractors and no object
+    (label ``NO_OBJECT``): without them a classifier can learn one shape as
+    "neither of the others" and then its evidence for that class is not the
+    object at all.  All shapes of an image are painted with
     colours from the same pair of ``FOREGROUND_COLOURS`` and at least one
     distractor has the object's colour, so colour alone cannot tell the
     object from a distractor.  Shapes never overlap (their
@@ -135,6 +154,10 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
     size : int, default 64
         Height and width of the images.
     n_distractors : int, default 4
+    include_empty : bool, default True
+        Draw labels uniformly from all four classes, ``"none"`` included, rather
+        than from the three shapes.  Use True for training sets and False for
+        the images explained in a pointing game.
     object_size, distractor_size : (int, int)
         Inclusive ranges of the side (px) of the box of the object and of the
         distractors.  At ``size=64`` with 50 SLIC superpixels (about 9 x 9 px
@@ -147,11 +170,12 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
     Returns
     -------
     images : ndarray of shape (n_images, size, size, 3), uint8
-    labels : ndarray of shape (n_images,), int64, values in 0..2
+    labels : ndarray of shape (n_images,), int64, values in 0..3 (0..2 without
+        ``include_empty``)
         Index into ``SHAPE_CLASSES``; classes are drawn uniformly.
     object_masks : ndarray of shape (n_images, size, size), bool
         The pixels painted by the class-deciding object (for a ring, the ring
-        itself, not its hole).
+        itself, not its hole); all False for ``"none"`` images.
 
     Raises
     ------
@@ -166,7 +190,7 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
         check_int(f"{name}[0]", lo, minimum=5)
         check_int(f"{name}[1]", hi, minimum=lo, maximum=size - 2)
     rng = as_generator(random_state)
-    n_classes = len(SHAPE_CLASSES)
+    n_classes = len(SHAPE_CLASSES) if include_empty else NO_OBJECT
     images = np.empty((n_images, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, n_classes, size=n_images).astype(np.int64)
     masks = np.zeros((n_images, size, size), dtype=bool)
@@ -188,18 +212,19 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
         canvas = np.empty((size, size, 3), dtype=np.float64)
         canvas[:] = rng.uniform(185, 235, size=3)
         colours = palette[rng.choice(len(palette), size=2, replace=False)]
-        kinds = [SHAPE_CLASSES[labels[i]]]
-        kinds += [DISTRACTOR_SHAPES[k] for k in rng.integers(0, len(DISTRACTOR_SHAPES),
-                                                             size=n_distractors)]
-        # the object takes one colour of the pair, the first distractor the same
-        # one, the other distractors either
+        distractors = [DISTRACTOR_SHAPES[k] for k in rng.integers(
+            0, len(DISTRACTOR_SHAPES), size=n_distractors + 1)]
+        has_object = labels[i] != NO_OBJECT
+        kinds = [SHAPE_CLASSES[labels[i]] if has_object else distractors[0], *distractors[1:]]
+        # the object (first shape) takes one colour of the pair, the first
+        # distractor the same one, the other distractors either
         paint = rng.integers(0, 2, size=1 + n_distractors)
         paint[1:2] = paint[0]
         for j, (kind, side, (r, c)) in enumerate(zip(kinds, sizes, corners)):
             stamp = _shape_mask(kind, side)
             window = canvas[r:r + side, c:c + side]
             window[stamp] = colours[paint[j]]
-            if j == 0:
+            if j == 0 and has_object:
                 masks[i, r:r + side, c:c + side] = stamp
         if noise:
             canvas += rng.normal(0.0, noise, size=canvas.shape)
@@ -216,7 +241,8 @@ def build_shapes_model(*, size: int = 64, n_classes: int = len(SHAPE_CLASSES)) -
 
     ``Rescaling(1/255)`` - Conv(16, 5x5) - MaxPool - Conv(32, 5x5) - MaxPool -
     GlobalMaxPool - Dense softmax; input (N, size, size, 3) RGB in 0..255,
-    output (N, n_classes) probabilities.
+    output (N, n_classes) probabilities.  Global max pooling lets the
+    network detect a shape wherever it is.
     """
     import keras
     from keras import layers
@@ -241,7 +267,7 @@ def train_shapes_classifier(images: NDArray, labels: NDArray, *, epochs: int = 6
     Parameters
     ----------
     images : ndarray of shape (N, H, W, 3), uint8 or float in 0..255
-    labels : ndarray of shape (N,), int, values in 0..n_classes-1
+    labels : ndarray of shape (N,), int, values in 0..3 (``SHAPE_CLASSES``)
     epochs : int, default 6
         About 10 s for 1000 images of 64 x 64 on two CPU cores, with
         held-out accuracy near 100%.
@@ -257,7 +283,7 @@ def train_shapes_classifier(images: NDArray, labels: NDArray, *, epochs: int = 6
     -------
     keras.Model
         Input (N, H, W, 3) RGB in 0..255, output softmax probabilities over
-        ``max(labels) + 1`` (at least 3) classes; wrap it in
+        the four ``SHAPE_CLASSES`` (more if ``labels`` has more); wrap it in
         :class:`lime_spark.Classifier` to explain it.
     """
     import keras
@@ -290,6 +316,45 @@ def train_shapes_classifier(images: NDArray, labels: NDArray, *, epochs: int = 6
 # --------------------------------------------------------------------------
 # the pointing game
 # --------------------------------------------------------------------------
+
+def erase_object(image: NDArray, object_mask: NDArray[np.bool_], *, margin: int = 2
+                 ) -> NDArray:
+    """The image with its object painted over in the background colour.
+
+    A check of the ground truth, not a LIME perturbation: if the object is
+    the classifier's evidence, the predicted class changes once it is erased.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+    object_mask : ndarray of shape (H, W), bool
+    margin : int, default 2
+        The mask is grown by this many pixels first, so no antialiased or
+        noisy edge of the object is left.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), dtype of ``image``
+        Object pixels (and the margin) take the per-channel median of the
+        pixels outside the grown mask, which on these images is background.
+    """
+    from scipy.ndimage import binary_dilation
+
+    image = np.asarray(image)
+    object_mask = np.asarray(object_mask, dtype=bool)
+    if object_mask.shape != image.shape[:2]:
+        raise ConfigurationError(
+            f"Expected object_mask of the image's height and width {image.shape[:2]}. "
+            f"Received: shape={object_mask.shape}"
+        )
+    margin = check_int("margin", margin, minimum=0)
+    grown = binary_dilation(object_mask, iterations=margin) if margin else object_mask
+    out = image.copy()
+    if grown.any() and not grown.all():
+        colour = np.median(image[~grown].reshape(-1, image.shape[-1]), axis=0)
+        out[grown] = np.rint(colour).astype(image.dtype) if image.dtype == np.uint8 else colour
+    return out
+
 
 def superpixel_overlap(segments: NDArray[np.integer], object_mask: NDArray[np.bool_]
                        ) -> NDArray[np.float64]:

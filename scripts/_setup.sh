@@ -39,9 +39,11 @@ setup_venv() {
     want="$(cat "$REPO/pyproject.toml" "$REPO/constraints.txt" | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "setup: installing lime-spark and its dev dependencies into .venv (first run takes a few minutes)" >&2
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-        "$VENV/bin/python" -m pip install --quiet -c "$REPO/constraints.txt" -e "$REPO[dev]" >&2 ||
-            die "pip could not install the project's dependencies (see the messages above)."
+        local log="$VENV/pip-install.log"
+        { "$VENV/bin/python" -m pip install --upgrade pip &&
+          "$VENV/bin/python" -m pip install -c "$REPO/constraints.txt" -e "$REPO[dev]"; } > "$log" 2>&1 || {
+            tail -n 30 "$log" >&2
+            die "pip could not install the project's dependencies (full log: $log)."; }
         echo "$want" > "$stamp"
     fi
 }

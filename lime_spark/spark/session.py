@@ -65,6 +65,7 @@ def build_session(*, app_name: str = "lime-spark", master: str | None = None,
     if master is None and not is_spark_submit():
         master = "local[*]"
     if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         path = conf_dir() / "spark-local.conf"
