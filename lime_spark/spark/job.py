@@ -215,6 +215,9 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
                                   settings=settings, explainer_kwargs=explainer_kwargs,
                                   arrow_schema=arrow_schema, log_level=log_level)
 
+    if not spark.sparkContext.getConf().contains("spark.sql.execution.arrow.maxRecordsPerBatch"):
+        # input rows are paths; a small batch keeps explained rows streaming out
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
     result = images.mapInArrow(fn, schema).persist()
     explain_started = time.perf_counter()
     stats = result.agg(

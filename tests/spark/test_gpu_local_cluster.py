@@ -58,12 +58,17 @@ _DROP_ENV = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE",
 # the subprocess (this file run as a script)
 # --------------------------------------------------------------------------
 
-def _probe_partition(rows):
-    """Task function: pin, then report the task's GPUs and the worker's state."""
+def _probe_batches(batches):
+    """``mapInArrow`` function: pin, then report the task's GPUs and the worker's state.
+
+    A ``mapInArrow`` task, like the job's, so the job reuses these Python workers.
+    """
     import importlib.abc
+    import json
     import os
     import sys
 
+    import pyarrow as pa
     from pyspark import TaskContext
 
     from lime_spark.spark.gpu import pin_task_gpus
@@ -78,7 +83,6 @@ def _probe_partition(rows):
                 seen["env"] = os.environ.get("CUDA_VISIBLE_DEVICES")
             return None
 
-    list(rows)
     ctx = TaskContext.get()
     gpu = ctx.resources().get("gpu")
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -89,7 +93,9 @@ def _probe_partition(rows):
         pinned = pin_task_gpus()
     finally:
         sys.meta_path.remove(watch)
-    yield {
+    for _ in batches:
+        pass
+    report = {
         "partition": ctx.partitionId(),
         "pid": os.getpid(),
         "assigned": list(gpu.addresses) if gpu is not None else None,
@@ -101,6 +107,7 @@ def _probe_partition(rows):
         "tf_import_saw": seen.get("env"),
         "tf_import_seen": "env" in seen,
     }
+    yield pa.RecordBatch.from_pylist([{"report": json.dumps(report)}])
 
 
 def _probe_without_gpus(rows):
@@ -192,10 +199,12 @@ def _main(out_dir: Path) -> None:
     from lime_spark.spark.session import build_session
 
     logging.basicConfig(level=logging.WARNING)
-    results: dict = {}
+    results: dict = {"seconds": {}}
     result_file = out_dir / "results.json"
+    started = time.monotonic()
 
-    def save() -> None:
+    def save(part: str) -> None:
+        results["seconds"][part] = round(time.monotonic() - started, 1)
         result_file.write_text(json.dumps(results, indent=2))
 
     # 1. local mode, no GPU resources
@@ -205,19 +214,21 @@ def _main(out_dir: Path) -> None:
     results["local"] = spark.sparkContext.parallelize([0], 1).mapPartitions(
         _probe_without_gpus).collect()
     spark.stop()
-    save()
+    save("local")
 
     # 2. local-cluster with a fake GPU per worker: pinning in the tasks
     conf = _cluster_conf(os.environ["SPARK_HOME"])
     spark = build_session(app_name="gpu-local-cluster", master=MASTER, conf=conf)
     _wait_for_executors(spark, 2)
-    results["tasks"] = spark.sparkContext.parallelize(range(4), 4).mapPartitions(
-        _probe_partition).collect()
+    probes = spark.range(0, 4, numPartitions=4).mapInArrow(_probe_batches, "report STRING")
+    results["tasks"] = [json.loads(row.report) for row in probes.collect()]
     results["claimed"] = sorted(p.name.removeprefix("gpu-") for p in
                                 Path(os.environ["LIME_SPARK_FAKE_GPU_DIR"]).iterdir())
-    save()
+    save("tasks")
 
-    # 3. the real job on the same cluster (cli reuses the session, then stops it)
+    # 3. the real job on the same cluster (cli reuses the session, then stops it).
+    #    Its mapInArrow tasks reuse the Python workers pinned in 2; the job's own
+    #    pin_task_gpus() call is what fills summary["workers"]["gpus"].
     images, model = _write_inputs(out_dir)
     output = out_dir / "output"
     argv = ["explain", "--input", str(images), "--output", str(output),
@@ -228,7 +239,7 @@ def _main(out_dir: Path) -> None:
     results["job_exit_code"] = cli.main(argv)
     summary = output / "runs" / f"run_id={RUN_ID}" / "summary.json"
     results["summary"] = json.loads(summary.read_text()) if summary.exists() else None
-    save()
+    save("job")
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""Benchmark: the Spark job's throughput on local[1] and local[2], and its per-image
+time against the in-process explainer doing the same work (read, decode, explain,
+metrics, overlays: ``lime_spark.batch.explain_record``), on the same images and model.
+
+"Once Spark is up": each session first runs a warm-up job on a few images (Python
+workers start, TensorFlow loads, the model is cached per worker), then the timed job;
+the figure is the job's explain stage (``timings.explain_seconds`` of its summary).
+
+Usage: .venv/bin/python scripts/bench_spark.py [--images 32] [--num-samples 1000]
+       [--repeats 2] [--models-dir ../shared/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _make_images(folder: Path, n: int) -> list[dict]:
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut(),
+              skimage.data.rocket(), skimage.data.hubble_deep_field()]
+    rng = np.random.default_rng(0)
+    rows = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        y, x = rng.integers(0, h // 4), rng.integers(0, w // 4)
+        crop = photo[y:y + 3 * h // 4, x:x + 3 * w // 4]
+        path = folder / f"photo_{i:03d}.jpg"
+        Image.fromarray(crop).save(path, quality=90)
+        rows.append({"path": str(path), "image_id": f"photo_{i:03d}"})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    repo = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    home = work / "keras-home"
+    (home / "models").mkdir(parents=True)
+    for f in args.models_dir.iterdir():
+        (home / "models" / f.name).symlink_to(f.resolve())
+    os.environ["KERAS_HOME"] = str(home)
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _make_images(work / "images", args.images)
+    pq.write_table(pa.Table.from_pylist(rows), work / "input.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[:4]), work / "warmup.parquet")
+
+    from lime_spark.batch import BatchSettings, ImageRecord, explain_record
+    from lime_spark.cli import run_explain
+    from lime_spark.config import load_config
+    from lime_spark.explainer import ImageExplainer
+    from lime_spark.models import load_classifier
+    from lime_spark.spark.session import build_session
+
+    common = {"model": "mobilenet", "model_args": {"alpha": 0.25, "input_shape": [128, 128, 3]},
+              "labels": "imagenet", "num_samples": args.num_samples, "log_level": "WARNING"}
+
+    def job(spark, input_name, run_id, partitions):
+        cfg = load_config(overrides={**common, "input": str(work / input_name),
+                                     "output": str(work / "out"), "run_id": run_id,
+                                     "partitions": partitions})
+        return run_explain(cfg, spark=spark)["timings"]["explain_seconds"]
+
+    def in_process():
+        clf = load_classifier("mobilenet", alpha=0.25, input_shape=(128, 128, 3))
+        explainer = ImageExplainer(num_samples=args.num_samples)
+        settings = BatchSettings(run_id="inproc", run_seed=0, output_root=str(work / "out-inproc"))
+        for row in rows[:2]:
+            explain_record(ImageRecord(row["image_id"], row["path"]), classifier=clf,
+                           explainer=explainer, settings=settings)
+        start = time.perf_counter()
+        for row in rows:
+            explain_record(ImageRecord(row["image_id"], row["path"]), classifier=clf,
+                           explainer=explainer, settings=settings)
+        return time.perf_counter() - start
+
+    results: dict[str, list[float]] = {"local[1]": [], "local[2]": [], "in-process": []}
+    for rep in range(args.repeats):
+        for master in ("local[1]", "local[2]"):
+            cores = int(master[6])
+            spark = build_session(app_name="bench", master=master,
+                                  conf={"spark.ui.showConsoleProgress": "false"})
+            spark.sparkContext.setLogLevel("ERROR")
+            job(spark, "warmup.parquet", f"warm{rep}{cores}", cores)
+            seconds = job(spark, "input.parquet", f"bench{rep}{cores}", 2 * cores)
+            spark.stop()
+            results[master].append(seconds)
+            print(f"repeat {rep + 1}: {master} {seconds:.1f}s for {args.images} images",
+                  file=sys.stderr, flush=True)
+        results["in-process"].append(in_process())
+        print(f"repeat {rep + 1}: in-process {results['in-process'][-1]:.1f}s",
+              file=sys.stderr, flush=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    n = args.images
+    print(f"\nMobileNet v1 0.25 @128, {args.num_samples} samples, top 5 labels, {n} photos "
+          f"(crops of scikit-image's), medians of {args.repeats} runs:")
+    print("| run | seconds | images/s | s/image |\n|---|---|---|---|")
+    for key, value in med.items():
+        print(f"| {key} | {value:.1f} | {n / value:.2f} | {value / n:.3f} |")
+    speedup = med["local[1]"] / med["local[2]"]
+    ratio = med["local[2]"] / med["in-process"]
+    print(f"\nlocal[2] / local[1] throughput               = {speedup:.2f}x  (target >= 1.7x)")
+    print(f"job s/image (local[2]) / in-process s/image  = {ratio:.2f}x  (target <= 1.15x)")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
