@@ -228,6 +228,9 @@ class Classifier:
     name : str, optional
     digest : str, optional
         Identifies the weights (``model_digest`` in the job's tables).
+    jit : bool, default True
+        Compile the element-wise preparation (mask gather, fill, preprocessing)
+        with XLA; falls back to plain graphs where XLA is unavailable.
 
     Notes
     -----
@@ -239,7 +242,7 @@ class Classifier:
                  label_names: Sequence[str] | None = None, batch_size: int = 128,
                  output_activation: str = "none",
                  input_size: tuple[int, int] | None = None,
-                 name: str | None = None, digest: str | None = None):
+                 name: str | None = None, digest: str | None = None, jit: bool = True):
         self.model = model
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.output_activation = check_one_of(
@@ -283,9 +286,9 @@ class Classifier:
             )
         self.name = name or getattr(model, "name", "model")
         self._digest = digest
+        self.jit = bool(jit)
         self.trace_count = 0
-        self._forward_fn = None
-        self._masks_fn = None
+        self._prepare_fn = self._masks_fn = self._model_fn = None
 
     # -- metadata ---------------------------------------------------------
     @property
@@ -305,8 +308,12 @@ class Classifier:
         return self.label_names[int(label)]
 
     # -- compiled functions -------------------------------------------------
-    def _head(self, x: Any) -> Any:
-        """Preprocess a float32 RGB batch in 0..255, run the model, return probabilities."""
+    def _prepare(self, x: Any) -> Any:
+        """Float32 RGB in 0..255 to the model's input: grey conversion and preprocessing.
+
+        Every ``keras.applications`` preprocessing is per pixel, so it commutes
+        with choosing pixels from the image or the fill.
+        """
         from keras import ops
 
         if self.input_channels == 1:
@@ -314,6 +321,12 @@ class Classifier:
                         axis=-1, keepdims=True)
         if self._preprocess is not None:
             x = self._preprocess(x)
+        return x
+
+    def _predict(self, x: Any) -> Any:
+        """Run the model on prepared input and return probabilities (float32)."""
+        from keras import ops
+
         y = self.model(x, training=False)
         if self.output_activation == "softmax":
             y = ops.softmax(y, axis=-1)
@@ -323,29 +336,56 @@ class Classifier:
             y = ops.concatenate([1.0 - y, y], axis=-1)
         return ops.cast(y, "float32")
 
-    def _compiled(self) -> tuple[Callable, Callable]:
-        if self._forward_fn is None:
+    def _compiled(self) -> tuple[Callable, Callable, Callable]:
+        """(prepare images, prepare perturbed images from masks, model) compiled functions.
+
+        The two preparation steps are element-wise and are compiled with XLA
+        (``jit_compile``) when ``self.jit`` holds, fusing the mask gather, the
+        select and the preprocessing into one pass; the model runs as a plain
+        ``tf.function`` (XLA is slower for convolutions on CPU).  Every input has
+        a fixed shape: batches are padded to ``batch_size`` and the design to a
+        multiple of 64 columns, so nothing retraces.
+        """
+        if self._model_fn is None:
             import tensorflow as tf
 
             height, width = self.input_size
             batch = self.batch_size
 
-            def forward(x):
+            def prepare_images(x):
                 self.trace_count += 1
-                return self._head(x)
+                return self._prepare(x)
 
-            def masks(design, segments, image, fill):
+            def prepare_masks(design, segments, image, fill):
                 self.trace_count += 1
-                return self._head(perturb_tensor(design, segments, image, fill))
+                return self._prepare(perturb_tensor(design, segments, image, fill))
 
-            self._forward_fn = tf.function(forward, input_signature=[
+            def predict(x):
+                self.trace_count += 1
+                return self._predict(x)
+
+            self._prepare_fn = tf.function(prepare_images, jit_compile=self.jit, input_signature=[
                 tf.TensorSpec([batch, height, width, 3], tf.float32)])
-            self._masks_fn = tf.function(masks, input_signature=[
+            self._masks_fn = tf.function(prepare_masks, jit_compile=self.jit, input_signature=[
                 tf.TensorSpec([batch, None], tf.float32),
                 tf.TensorSpec([height, width], tf.int32),
                 tf.TensorSpec([height, width, 3], tf.float32),
                 tf.TensorSpec([height, width, 3], tf.float32)])
-        return self._forward_fn, self._masks_fn
+            self._model_fn = tf.function(predict, input_signature=[
+                tf.TensorSpec([batch, height, width, self.input_channels], tf.float32)])
+        return self._prepare_fn, self._masks_fn, self._model_fn
+
+    def _run(self, step: Callable[[], Any]) -> Any:
+        """Run ``step``; if XLA cannot compile here, fall back to plain graphs once."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - XLA errors vary by platform
+            if not self.jit or "XLA" not in str(exc) and "jit" not in str(exc).lower():
+                raise
+            logger.warning("XLA unavailable (%s); using plain tf.function", type(exc).__name__)
+            self.jit = False
+            self._model_fn = None
+            return step()
 
     def _check_image_size(self, shape: tuple[int, ...], what: str) -> None:
         if tuple(shape[-3:-1]) != self.input_size or shape[-1] != 3:
@@ -372,7 +412,6 @@ class Classifier:
                 f"Expected a batch of images of shape (N, H, W, 3). Received: shape={images.shape}"
             )
         self._check_image_size(images.shape, "images")
-        forward, _ = self._compiled()
         n, out = images.shape[0], []
         for start in range(0, n, self.batch_size):
             block = images[start:start + self.batch_size].astype(np.float32)
@@ -380,7 +419,12 @@ class Classifier:
             if rows < self.batch_size:
                 block = np.concatenate(
                     [block, np.zeros((self.batch_size - rows, *block.shape[1:]), np.float32)])
-            out.append(np.asarray(forward(block))[:rows])
+
+            def step(block=block):
+                prepare, _, model = self._compiled()
+                return np.asarray(model(prepare(block)))
+
+            out.append(self._run(step)[:rows])
         if not out:
             return np.zeros((0, self.n_classes), np.float32)
         return check_probabilities(np.concatenate(out), n, self.n_classes).astype(np.float32)
@@ -402,16 +446,21 @@ class Classifier:
         import tensorflow as tf
 
         self._check_image_size(np.shape(image), "image")
-        _, masks = self._compiled()
-        n = design.shape[0]
-        z = np.ones((-(-n // self.batch_size) * self.batch_size, design.shape[1]), np.float32)
-        z[:n] = design
+        n, k = design.shape
+        # rows padded to whole batches, columns to a multiple of 64 (one XLA shape)
+        z = np.ones((-(-n // self.batch_size) * self.batch_size, -(-k // 64) * 64), np.float32)
+        z[:n, :k] = design
         img = tf.convert_to_tensor(np.asarray(image, np.float32))
         fill = tf.convert_to_tensor(np.asarray(fill_image, np.float32))
         seg = tf.convert_to_tensor(np.asarray(segments, np.int32))
-        out = [masks(tf.convert_to_tensor(z[s:s + self.batch_size]), seg, img, fill)
-               for s in range(0, z.shape[0], self.batch_size)]
-        probs = np.concatenate([np.asarray(o) for o in out])[:n]
+
+        def step():
+            _, masks, model = self._compiled()
+            out = [model(masks(tf.convert_to_tensor(z[s:s + self.batch_size]), seg, img, fill))
+                   for s in range(0, z.shape[0], self.batch_size)]
+            return np.concatenate([np.asarray(o) for o in out])
+
+        probs = self._run(step)[:n]
         return check_probabilities(probs, n, self.n_classes).astype(np.float32)
 
 

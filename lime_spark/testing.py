@@ -269,7 +269,7 @@ def train_shapes_classifier(images: NDArray, labels: NDArray, *, epochs: int = 6
     images : ndarray of shape (N, H, W, 3), uint8 or float in 0..255
     labels : ndarray of shape (N,), int, values in 0..3 (``SHAPE_CLASSES``)
     epochs : int, default 6
-        About 10 s for 1000 images of 64 x 64 on two CPU cores, with
+        10-25 s for 1000 images of 64 x 64 on two CPU cores, with
         held-out accuracy near 100%.
     batch_size : int, default 32
     learning_rate : float, default 3e-3

@@ -38,9 +38,11 @@ def test_keras_file_round_trip_and_fixed_batches(tmp_path):
     assert clf.label_name(2) == "c" and clf.name == "tiny.keras" and len(clf.digest) == 64
     images = _images(21)
     expected = model.predict(images.astype(np.float32), verbose=0)
-    for n in (21, 3, 8, 1):   # ragged sizes must not retrace
+    np.testing.assert_allclose(clf(images), expected, rtol=1e-5, atol=1e-6)
+    traces = clf.trace_count
+    for n in (3, 8, 1, 17):   # ragged sizes must not retrace
         np.testing.assert_allclose(clf(images[:n]), expected[:n], rtol=1e-5, atol=1e-6)
-    assert clf.trace_count == 1
+    assert clf.trace_count == traces == 2       # preparation + model
 
 
 def test_predict_masks_equals_predicting_the_perturbed_images():
@@ -53,9 +55,13 @@ def test_predict_masks_equals_predicting_the_perturbed_images():
     direct = clf(perturb_batch(image, fill, segments, design))
     np.testing.assert_allclose(clf.predict_masks(image, fill, segments, design), direct,
                                rtol=1e-5, atol=1e-6)
+    traces = clf.trace_count
     segments2 = (np.arange(16)[:, None] // 8 * 2 + np.arange(16)[None, :] // 8).astype(np.int32)
     clf.predict_masks(image, fill, segments2, design[:, :4])   # other K: no retrace
-    assert clf.trace_count == 2
+    assert clf.trace_count == traces == 3      # preparation of images and of masks + model
+    plain = Classifier(clf.model, batch_size=16, jit=False)
+    np.testing.assert_allclose(plain.predict_masks(image, fill, segments, design), direct,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_binary_sigmoid_grayscale_and_logits():
