@@ -75,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--master", help="Spark master (default: local[*] outside spark-submit)")
     explain.add_argument("--conf", dest="spark_conf", metavar="KEY=VALUE", action="append",
                          default=[], help="a Spark setting, e.g. --conf spark.executor.memory=8g")
+
+    from . import report
+    from .spark import sqlserver
+
+    sql = sub.add_parser(
+        "sql-server", help="serve the registered tables over JDBC (Spark Thrift server)",
+        description="Start the Spark Thrift JDBC/ODBC server on 127.0.0.1 over lime-spark's "
+                    "catalog, so beeline, DBeaver, Tableau or any JDBC client can query.")
+    sqlserver.add_arguments(sql)
+    rep = sub.add_parser(
+        "report", help="write the static HTML audit report of a run",
+        description="Write ROOT/report/run_id=R/index.html for a finished run.")
+    report.add_arguments(rep)
     return parser
 
 
@@ -148,6 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = run_explain(config, master=args.master, spark_conf=args.spark_conf)
             print_summary(summary)
             return 0
+        if args.command == "sql-server":
+            from .spark import sqlserver
+
+            return sqlserver.run(args)
+        if args.command == "report":
+            from . import report
+
+            return report.run(args)
     except LimeSparkError as exc:
         print(f"lime-spark: error: {exc}", file=sys.stderr)
         return 2

@@ -71,6 +71,7 @@ class JobConfig:
     overlay_max_side: int = _opt(1024, "longest side of overlay PNGs in pixels (0: the original size)")
     metrics: bool = _opt(True, "compute deletion/insertion AUC for the top label")
     database: str | None = _opt(None, "register images/explanations/features in this Spark catalog database")
+    report: bool = _opt(True, "write the static HTML audit report under report/run_id=R/")
     log_level: str = _opt("INFO", "log level of lime-spark's own loggers")
 
     def __post_init__(self) -> None:
@@ -103,7 +104,7 @@ class JobConfig:
                 raise ConfigurationError(
                     f"Expected {name} to be a mapping. Received: {name}={getattr(self, name)!r}"
                 )
-        for name in ("overlays", "metrics"):
+        for name in ("overlays", "metrics", "report"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(
                     f"Expected {name} to be true or false. Received: {name}={getattr(self, name)!r}"

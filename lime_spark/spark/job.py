@@ -278,8 +278,17 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "versions": _versions(),
     }
+    if cfg.database:
+        from .catalog import register_tables
+
+        register_tables(spark, cfg.database, root)
+        summary["database"] = cfg.database
     write_bytes(join_uri(root, "runs", run, "summary.json"),
                 json.dumps(summary, indent=2, default=str).encode("utf-8"))
+    if cfg.report:
+        from ..report import write_report
+
+        summary["report"] = write_report(root, cfg.run_id)
     logger.info("run %s done: %d images (%d ok, %d error) in %.1fs, %.2f images/s",
                 cfg.run_id, summary["images"]["rows"], summary["images"]["ok"],
                 summary["images"]["error"], seconds,

@@ -73,6 +73,11 @@ def build_session(*, app_name: str = "lime-spark", master: str | None = None,
             settings.update(read_spark_conf(path))
         else:
             logger.warning("%s not found; using Spark's own defaults", path)
+    from .catalog import catalog_settings
+    from .s3 import s3a_settings
+
+    settings.update(s3a_settings())
+    settings.update(catalog_settings())
     settings.update(conf)
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
