@@ -4,8 +4,16 @@
 the metrics, writes the overlay PNGs and returns the ``images``,
 ``explanations`` and ``features`` rows of ``shared/DESIGN.md``.  Every
 failure of one image becomes an error row: the caller never sees an
-exception for a bad image.  The Spark partition function and a plain Python
-loop both call it.
+exception for a bad image, and an error row never leaves overlays behind.
+The Spark partition function and a plain Python loop both call it.
+
+A per-image time limit (``BatchSettings.image_timeout``) is cooperative: the
+elapsed time is checked between the stages of one image and before every
+model batch, and an image over its limit becomes an ``ImageTimeoutError``
+row.  A running stage (one model batch, one decode) is never interrupted:
+TensorFlow calls cannot be, and a thread left running would keep the
+worker's CPU and memory busy while the next image starts.  See
+``docs/reliability.md``.
 """
 
 from __future__ import annotations
@@ -20,15 +28,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .explainer import ImageExplainer, ImageExplanation
-from .exceptions import InvalidImageError, LimeSparkError
+from .exceptions import (
+    ClassifierOutputError,
+    ImageTimeoutError,
+    InvalidImageError,
+    LimeSparkError,
+    SegmentationError,
+)
 from .images import decode_image, resize_image
 from .metrics import deletion_insertion_auc
 from .models import Classifier
 from .render import encode_png, render_explanation, render_superpixels, thumbnail, upsample_segments
 from .sampling import derive_seed
-from .storage import join_uri, read_bytes, redact, safe_key, write_bytes
+from .segmentation import segment_image
+from .storage import join_uri, read_bytes, redact, remove_tree, safe_key, write_bytes
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "image_id_for_path",
+           "renamed_image_id", "check_classifier_outputs",
            "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +65,70 @@ def image_id_for_path(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
 
 
+def renamed_image_id(image_id: str, path: str | None, occurrence: int = 1) -> str:
+    """The id given to an input row whose ``image_id`` other rows share too.
+
+    ``image_id@`` + the first 8 hex digits of sha256(path) (of ``""`` for a
+    null path), and ``~k`` for the k-th (k >= 2) row with the same id *and*
+    path.  It depends only on the row's own values, never on the input's order
+    or partitioning, so the row's seed and results are stable.  The Spark job
+    applies the same rule in SQL (``lime_spark.spark.job``).
+
+    Examples
+    --------
+    >>> renamed_image_id("cat", "s3://b/cat.jpg")
+    'cat@0d3c85df'
+    >>> renamed_image_id("cat", "s3://b/cat.jpg", 2)
+    'cat@0d3c85df~2'
+    """
+    digest = hashlib.sha256((path or "").encode("utf-8")).hexdigest()[:8]
+    return f"{image_id}@{digest}" + (f"~{occurrence}" if occurrence > 1 else "")
+
+
+def check_classifier_outputs(classifier: Classifier) -> None:
+    """Fail fast, before any image, when a model does not return probabilities.
+
+    Runs the model eagerly on two images of its input size (mid grey and
+    noise), so no compiled batch function is built on the driver.  A logits
+    model can happen to stay within [0, 1] on these two images; it is then
+    caught only by its rows' implausible probabilities.
+
+    Raises
+    ------
+    ClassifierOutputError
+        Non-finite outputs, or outputs outside [0, 1] (logits): the message
+        names ``--output-activation``.
+    """
+    height, width = classifier.input_size
+    rng = np.random.default_rng(0)
+    probe = np.stack([np.full((height, width, 3), 128, np.float32),
+                      rng.integers(0, 256, (height, width, 3)).astype(np.float32)])
+    try:
+        out = np.asarray(classifier._predict(classifier._prepare(probe)), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - Keras raises anything for a wrong input
+        raise ClassifierOutputError(
+            f"Expected the model {classifier.name!r} to accept images of "
+            f"{height}x{width}x{classifier.input_channels}. Received: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if out.ndim != 2 or out.shape != (2, classifier.n_classes):
+        raise ClassifierOutputError(
+            f"Expected the model {classifier.name!r} to return probabilities of shape "
+            f"(2, {classifier.n_classes}) for 2 images. Received: shape={out.shape}")
+    if not np.all(np.isfinite(out)):
+        raise ClassifierOutputError(
+            f"Expected finite probabilities from the model {classifier.name!r}. Received: "
+            "NaN or infinite outputs for a grey and a noise image")
+    low, high = float(out.min()), float(out.max())
+    if low < -1e-4 or high > 1 + 1e-4:
+        raise ClassifierOutputError(
+            f"Expected the model {classifier.name!r} to return probabilities in [0, 1]. "
+            f"Received: outputs in [{low:.4g}, {high:.4g}] for a grey and a noise image "
+            f"with output_activation={classifier.output_activation!r}; if the model returns "
+            "logits, pass --output-activation softmax (one class per image) or sigmoid "
+            "(independent classes)")
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """Per-run values the per-image work needs (taken from ``JobConfig``)."""
@@ -64,6 +144,7 @@ class BatchSettings:
     overlay_features: int = 5
     overlay_max_side: int = 1024
     metrics: bool = True
+    image_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +164,7 @@ class RecordResult:
     explanations: list[dict[str, Any]] = field(default_factory=list)
     features: list[dict[str, Any]] = field(default_factory=list)
     read_retries: int = 0
+    segmentation_fallback: bool = False
 
 
 def _pixel_stats(segments: NDArray, shape: tuple[int, int]) -> dict[int, tuple[int, int, int, int, int]]:
@@ -123,6 +205,24 @@ def _pixel_stats(segments: NDArray, shape: tuple[int, int]) -> dict[int, tuple[i
     return stats
 
 
+class _Deadline:
+    """The per-image time limit: ``deadline(stage)`` raises once it has passed."""
+
+    def __init__(self, timeout: float | None, started: float):
+        self.timeout = timeout
+        self.started = started
+
+    def __call__(self, stage: str) -> None:
+        if self.timeout is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        if elapsed > self.timeout:
+            raise ImageTimeoutError(
+                f"Expected the image to be explained within image_timeout={self.timeout:g}s. "
+                f"Received: {elapsed:.1f}s elapsed before stage '{stage}'; raise "
+                "--image-timeout, or lower --num-samples or --n-superpixels")
+
+
 def _error_row(record: ImageRecord, image_id: str, exc: BaseException, started: float,
                base: dict[str, Any]) -> dict[str, Any]:
     message = redact(str(exc) or type(exc).__name__)
@@ -134,29 +234,45 @@ def _error_row(record: ImageRecord, image_id: str, exc: BaseException, started: 
             "seconds": time.perf_counter() - started}
 
 
-def _write_overlays(settings: BatchSettings, key: str, original: NDArray[np.uint8],
-                    explanation: ImageExplanation) -> dict[int, str]:
-    folder = join_uri(settings.output_root, "overlays", f"run_id={settings.run_id}", key)
+def _overlay_uris(settings: BatchSettings, image_id: str,
+                  labels: list[int]) -> tuple[str, dict[int, str]]:
+    """The overlay folder of an image and the URI of each label's PNG in it."""
+    folder = join_uri(settings.output_root, "overlays", f"run_id={settings.run_id}",
+                      safe_key(image_id))
+    return folder, {label: join_uri(folder, f"{label}.png") for label in labels}
+
+
+def _write_overlays(settings: BatchSettings, folder: str, uris: dict[int, str],
+                    original: NDArray[np.uint8], explanation: ImageExplanation) -> None:
     canvas = original
     if settings.overlay_max_side and max(original.shape[:2]) > settings.overlay_max_side:
         canvas = thumbnail(original, settings.overlay_max_side)
     segments = upsample_segments(explanation.segments, canvas.shape[:2])
     write_bytes(join_uri(folder, "segments.png"), render_superpixels(canvas, segments))
-    uris = {}
+    # a canvas thinner than the model input (a 2 x 4000 strip) can miss superpixels
+    visible = set(np.unique(segments).tolist())
     for label in explanation.labels:
-        positive = sorted((fw for fw in explanation.local_exp[label] if fw[1] > 0),
+        positive = sorted((fw for fw in explanation.local_exp[label]
+                           if fw[1] > 0 and fw[0] in visible),
                           key=lambda fw: -fw[1])[:settings.overlay_features]
         png = render_explanation(canvas, segments, positive, display=settings.overlay_display,
                                  threshold=0.0)
-        uri = join_uri(folder, f"{label}.png")
-        write_bytes(uri, png)
-        uris[label] = uri
-    return uris
+        write_bytes(uris[label], png)
 
 
 def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
                    settings: BatchSettings) -> RecordResult:
     """Explain one input row; never raises for a bad image.
+
+    The stages run in this order: read (retried), decode, resize, explain
+    (segment, predict, fit), metrics, table rows, overlays.  A time limit is
+    checked before every stage and model batch up to the overlays.  Overlays
+    are written last; an error row removes the image's overlay folder (also
+    one an earlier attempt of the same task wrote), so it never has
+    overlays.  When the segmenter cannot split the image (``SegmentationError``,
+    e.g. SLIC merging a fine texture into one region) the image is explained
+    on a regular grid of ``n_superpixels`` cells instead
+    (``RecordResult.segmentation_fallback``).
 
     Returns
     -------
@@ -165,6 +281,7 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
         explanations and features are empty for errors.
     """
     started = time.perf_counter()
+    deadline = _Deadline(settings.image_timeout, started)
     image_id = record.image_id
     if image_id is None and record.path is not None:
         image_id = image_id_for_path(record.path)
@@ -173,6 +290,8 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
     base.update(model_name=classifier.name, model_digest=classifier.digest,
                 n_samples=explainer.config.num_samples)
     retries = 0
+    fallback = False
+    overlay_folder = _overlay_uris(settings, image_id, [])[0] if settings.overlays else None
 
     def count_retry(exc: BaseException) -> None:
         nonlocal retries
@@ -181,25 +300,44 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
 
     try:
         if record.path is None or not str(record.path).strip():
-            raise InvalidImageError(f"Expected an image path. Received: path={record.path!r}")
+            raise InvalidImageError(
+                f"Expected an image path (URI) in the input row. Received: path={record.path!r}")
         seed = derive_seed(settings.run_seed, image_id)
         base["seed"] = seed
         data = read_bytes(record.path, retries=settings.read_retries, on_retry=count_retry)
+        deadline("decode")
         original = decode_image(data, max_pixels=settings.max_pixels)
         del data
         height, width = original.shape[:2]
         base.update(width=width, height=height)
+        deadline("resize")
         model_image = resize_image(original, classifier.input_size)
-        explanation = explainer.explain(model_image, classifier, top_labels=settings.top_labels,
-                                        random_state=seed)
+        checkpoint = deadline if settings.image_timeout else None
+        try:
+            explanation = explainer.explain(model_image, classifier,
+                                            top_labels=settings.top_labels, random_state=seed,
+                                            checkpoint=checkpoint)
+        except SegmentationError as exc:
+            # The segmenter cannot split this image (SLIC merges a fine texture into one
+            # region): explain it on a regular grid of n_superpixels cells instead.
+            grid = segment_image(model_image, method="grid",
+                                 n_superpixels=explainer.config.n_superpixels)
+            logger.warning("image %s: %s; explained on a %d-cell grid instead", image_id, exc,
+                           int(grid.max()) + 1)
+            explanation = explainer.explain(model_image, classifier,
+                                            top_labels=settings.top_labels, random_state=seed,
+                                            segments=grid, checkpoint=checkpoint)
+            fallback = True
         top = explanation.top_labels[0]
         deletion = insertion = None
         if settings.metrics:
+            deadline("metrics")
             deletion, insertion = deletion_insertion_auc(explanation, classifier, top)
-        key = safe_key(image_id)
-        overlay_uris = (_write_overlays(settings, key, original, explanation)
-                        if settings.overlays else {})
+        deadline("rows")
         stats = _pixel_stats(explanation.segments, (height, width))
+        folder, overlay_uris = _overlay_uris(settings, image_id, explanation.labels)
+        if not settings.overlays:
+            overlay_uris = {}
         explanations, features = [], []
         for rank, label in enumerate(explanation.labels, start=1):
             explanations.append({
@@ -223,11 +361,25 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
                "expected_label": record.expected_label, "status": "ok",
                "n_superpixels": explanation.n_superpixels, "top_label": int(top),
                "top_label_name": classifier.label_name(top),
-               "top_prob": float(explanation.predictions[top]),
-               "seconds": time.perf_counter() - started}
-        return RecordResult(row, explanations, features, retries)
+               "top_prob": float(explanation.predictions[top])}
+        deadline("overlays")
+        if settings.overlays:
+            _write_overlays(settings, folder, overlay_uris, original, explanation)
+        row["seconds"] = time.perf_counter() - started
+        return RecordResult(row, explanations, features, retries, fallback)
     except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
+        if overlay_folder is not None:
+            # also what an earlier attempt of this task wrote for the image
+            _remove_overlays(overlay_folder)
         level = logging.DEBUG if isinstance(exc, LimeSparkError) else logging.WARNING
         logger.log(level, "image %s failed: %s: %s", image_id, type(exc).__name__,
                    redact(str(exc)), exc_info=level == logging.WARNING)
         return RecordResult(_error_row(record, image_id, exc, started, base), read_retries=retries)
+
+
+def _remove_overlays(folder: str) -> None:
+    """Best effort: an error row must not leave a half-written overlay folder."""
+    try:
+        remove_tree(folder)
+    except Exception as exc:  # noqa: BLE001 - the error row says what went wrong first
+        logger.warning("could not remove overlays %s: %s: %s", folder, type(exc).__name__, exc)

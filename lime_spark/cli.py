@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(level: str) -> None:
     """Entry points only: log lime-spark's records to stderr."""
+    from ._logging import LOG_FORMAT, RedactingFormatter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     root = logging.getLogger("lime_spark")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -121,7 +123,8 @@ def print_summary(summary: dict[str, Any], stream: Any = None) -> None:
         f"model loaded {summary['workers']['model_loads']}x in "
         f"{summary['workers']['python_workers']} Python worker(s)\n"
         f"results under {summary['output']}: images/ explanations/ features/ overlays/ "
-        f"runs/run_id={summary['run_id']}/summary.json\n")
+        f"runs/run_id={summary['run_id']}/summary.json\n"
+        + (f"report: {summary['report']}\n" if summary.get("report") else ""))
     stream.flush()
 
 

@@ -115,6 +115,12 @@ class JobConfig:
                 "Expected run_id of 1-64 letters, digits, '_', '-' or '.'. "
                 f"Received: run_id={self.run_id!r}"
             )
+        if self.database is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}",
+                                                          str(self.database)):
+            raise ConfigurationError(
+                "Expected database to be a SQL identifier (letters, digits and '_', not starting "
+                f"with a digit). Received: database={self.database!r}"
+            )
 
     def resolved(self) -> JobConfig:
         """A copy with ``run_id`` filled in (UTC time) when it was left open."""

@@ -31,6 +31,7 @@ __all__ = [
     "ExplainerConfig",
     "ImageExplainer",
     "ImageExplanation",
+    "Checkpoint",
     "predict_design",
 ]
 
@@ -209,22 +210,48 @@ def _check_image(image: Any) -> NDArray:
     return image
 
 
+Checkpoint = Callable[[str], None]
+"""Called between the steps of one explanation with the step's name; raises to abort it."""
+
+
 def predict_design(classifier: Classifier | ClassifierFn, image: NDArray, fill_image: NDArray,
-                   segments: NDArray, design: NDArray, *, batch_size: int) -> NDArray:
+                   segments: NDArray, design: NDArray, *, batch_size: int,
+                   checkpoint: Checkpoint | None = None) -> NDArray:
     """Probabilities of the perturbed images of every design row.
 
     A :class:`Classifier` builds the images inside its compiled function; any
     other callable gets numpy batches of at most ``batch_size`` images, in
     the image's dtype (lime's ``classifier_fn`` contract).
 
+    Parameters
+    ----------
+    checkpoint : callable, optional
+        Called with ``"predict batch i/n"`` before every model batch (a
+        :class:`Classifier` is then called one batch at a time, with the same
+        batches and so the same results); raise from it to stop early, e.g.
+        at a deadline.  A running batch is never interrupted.
+
     Returns
     -------
     ndarray of shape (n_samples, n_classes)
     """
     if isinstance(classifier, Classifier):
-        return classifier.predict_masks(image, fill_image, segments, design)
+        if checkpoint is None:
+            return classifier.predict_masks(image, fill_image, segments, design)
+        step = classifier.batch_size
+        n_batches = -(-design.shape[0] // step)
+        out = []
+        for i, start in enumerate(range(0, design.shape[0], step), start=1):
+            checkpoint(f"predict batch {i}/{n_batches}")
+            out.append(classifier.predict_masks(image, fill_image, segments,
+                                                design[start:start + step]))
+        return np.concatenate(out)
     out, n_classes = [], None
-    for batch in iter_perturbed(image, fill_image, segments, design, batch_size):
+    n_batches = -(-design.shape[0] // batch_size)
+    for i, batch in enumerate(iter_perturbed(image, fill_image, segments, design, batch_size),
+                              start=1):
+        if checkpoint is not None:
+            checkpoint(f"predict batch {i}/{n_batches}")
         probs = check_probabilities(classifier(batch), batch.shape[0], n_classes)
         n_classes = probs.shape[1]
         out.append(probs)
@@ -294,7 +321,8 @@ class ImageExplainer:
     def explain(self, image: NDArray, classifier: Classifier | ClassifierFn, *,
                 top_labels: int | None = 5, labels: Sequence[int] | None = None,
                 segments: NDArray | None = None,
-                random_state: int | None = None) -> ImageExplanation:
+                random_state: int | None = None,
+                checkpoint: Checkpoint | None = None) -> ImageExplanation:
         """Explain the classifier's prediction for one image.
 
         Parameters
@@ -312,6 +340,10 @@ class ImageExplainer:
             A precomputed segmentation.
         random_state : int, optional
             Overrides the explainer's seed for this call.
+        checkpoint : callable, optional
+            Called with a step name (``"segment"``, ``"predict batch i/n"``,
+            ``"fit"``) before each step and model batch; an exception raised
+            by it ends the explanation (the batch job's per-image time limit).
 
         Returns
         -------
@@ -332,6 +364,8 @@ class ImageExplainer:
             )
         seed = self.random_state if random_state is None else random_state
         rng = as_generator(seed)
+        if checkpoint is not None:
+            checkpoint("segment")
         if segments is None:
             seg_seed = int(rng.integers(0, 2**31 - 1))
             segments = segment_image(image, method=cfg.segmentation,
@@ -343,7 +377,9 @@ class ImageExplainer:
         design = sample_masks(cfg.num_samples, n_superpixels, random_state=rng)
         fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
         probs = predict_design(classifier, image, fill_image, segments, design,
-                               batch_size=cfg.batch_size)
+                               batch_size=cfg.batch_size, checkpoint=checkpoint)
+        if checkpoint is not None:
+            checkpoint("fit")
         n_classes = probs.shape[1]
         top = [int(x) for x in np.argsort(probs[0])[-top_labels:][::-1]] if top_labels else []
         if labels is not None:

@@ -466,13 +466,25 @@ def _pil_to_rgb(im: Image.Image) -> NDArray[np.uint8]:
         # Pillow converts La only to LA; both unpremultiply before compositing.
         im = im.convert("LA" if mode == "La" else "RGBA")
         mode = im.mode
-    if mode in _ALPHA_MODES or im.has_transparency_data:
+    if mode in _ALPHA_MODES or _has_transparency(im):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, _WHITE)
         return _writable_array(Image.alpha_composite(white, rgba).convert("RGB"))
     if mode != "RGB":
         im = im.convert("RGB")
     return _writable_array(im)
+
+
+def _has_transparency(im: Image.Image) -> bool:
+    """``im.has_transparency_data``, also for palette images without a Python palette.
+
+    Pillow's ICNS plugin decodes some icons to mode ``P`` with the palette in
+    the core image only (``im.palette is None``), where the property asserts.
+    """
+    try:
+        return bool(im.has_transparency_data)
+    except AssertionError:
+        return "transparency" in im.info
 
 
 def _scale_to_uint8(values: NDArray[Any]) -> NDArray[np.uint8]:

@@ -48,7 +48,36 @@ setup_venv() {
     fi
 }
 
+# Spark's S3A connector (hadoop-aws matching pyspark's Hadoop, and the AWS SDK
+# bundle it needs), resolved by Maven from conf/jars/pom.xml into the git-ignored
+# conf/jars/lib/, which lime-spark puts on the classpath. Skipped when the jars
+# for this pom are present; LIME_SPARK_SKIP_S3A_JARS=1 skips it (no s3a:// then).
+setup_s3a_jars() {
+    local pom="$REPO/conf/jars/pom.xml" lib="$REPO/conf/jars/lib" stamp want tmp log
+    [ "${LIME_SPARK_SKIP_S3A_JARS:-0}" = "1" ] && return 0
+    stamp="$lib/.pom-sha256"
+    want="$(sha256sum "$pom" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+       compgen -G "$lib/hadoop-aws-*.jar" >/dev/null && compgen -G "$lib/bundle-*.jar" >/dev/null; then
+        return 0
+    fi
+    command -v mvn >/dev/null 2>&1 ||
+        die "Maven (mvn) is required once to fetch Spark's S3A jars into conf/jars/lib (Debian: apt-get install maven), or set LIME_SPARK_SKIP_S3A_JARS=1 to run without s3a:// support."
+    echo "setup: fetching the S3A jars (hadoop-aws, AWS SDK bundle) into conf/jars/lib with Maven" >&2
+    tmp="$REPO/conf/jars/target/lib.$$"          # conf/jars/target/ is git-ignored too
+    log="$REPO/conf/jars/target/mvn.log"
+    rm -rf "$tmp"; mkdir -p "$REPO/conf/jars/target"
+    mvn -q -B -f "$pom" dependency:copy-dependencies -Djars.dir="$tmp" > "$log" 2>&1 || {
+        rm -rf "$tmp"; tail -n 30 "$log" >&2
+        die "Maven could not fetch the S3A jars of $pom (full log: $log)."; }
+    echo "$want" > "$tmp/.pom-sha256"
+    rm -rf "$lib"
+    mv "$tmp" "$lib"
+    rm -f "$log"
+}
+
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export TQDM_DISABLE="${TQDM_DISABLE:-1}"
 check_java
 setup_venv
+setup_s3a_jars

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: explains scikit-image's bundled photos with the ImageNet MobileNet
-# (alpha 0.25, 128 px) as a local Spark job and prints where the results are.
+# (alpha 0.25, 128 px) as a local Spark job and prints the run summary, one
+# audit query and where the results are, the HTML audit report among them.
 #   scripts/demo.sh                      # MobileNet through Keras' cache
 #   scripts/demo.sh --num-samples 300    # any `lime-spark explain` option
 #   scripts/demo.sh --model vgg16        # the seed blog's VGG16, where its weights can be had
@@ -50,5 +51,11 @@ print(duckdb.sql(f"""
              e.model_r2
 """))
 PY
+REPORT="$OUT/report/run_id=demo/index.html"
+if [ ! -f "$REPORT" ]; then     # the job writes it unless told --report false
+    "$VENV/bin/lime-spark" report --output "$OUT" --run-id demo >/dev/null 2>> "$OUT/demo.err" || {
+        echo "demo: the report could not be written; see $OUT/demo.err" >&2; exit 1; }
+fi
 echo "summary: $OUT/runs/run_id=demo/summary.json"
 echo "overlays: $OUT/overlays/run_id=demo/"
+echo "report: $REPORT"

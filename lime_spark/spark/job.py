@@ -5,6 +5,15 @@ the model, explain every image in ``mapInArrow`` over partitions of rows,
 write the ``images``, ``explanations`` and ``features`` tables partitioned by
 ``run_id`` (replacing only this run's partitions), and ``summary.json``.
 The per-image work is :func:`lime_spark.batch.explain_record`.
+
+Reliability (``docs/reliability.md``): every check that can fail on the
+options alone (input missing, output not writable, model unreadable or not
+returning probabilities) runs on the driver before any Spark job; input rows
+sharing an ``image_id`` get distinct ids (:func:`lime_spark.batch.renamed_image_id`);
+results depend only on (run seed, image id), so a retried task reproduces its
+rows and overlays exactly.  ``LIME_SPARK_FAIL_ONCE=DIR`` is a fault injection
+switch for tests: the first attempt of partition 1 exits its Python worker
+after its first output batch.
 """
 
 from __future__ import annotations
@@ -18,16 +27,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..batch import BatchSettings, ImageRecord, explain_record
+from ..batch import BatchSettings, ImageRecord, check_classifier_outputs, explain_record
 from ..config import JobConfig
 from ..exceptions import ConfigurationError
-from ..storage import join_uri, remove_tree, to_fsspec_uri, to_hadoop_uri, write_bytes
+from ..storage import filesystem, join_uri, remove_tree, to_fsspec_uri, to_hadoop_uri, write_bytes
 from .gpu import pin_task_gpus, task_cpus
 from .model_cache import ModelPayload, get_classifier
 
-__all__ = ["run_job", "explain_partitions", "RESULT_SCHEMA", "output_uri"]
+__all__ = ["run_job", "explain_partitions", "RESULT_SCHEMA", "output_uri", "FAIL_ONCE_ENV"]
 
 logger = logging.getLogger(__name__)
+
+FAIL_ONCE_ENV = "LIME_SPARK_FAIL_ONCE"
+"""Fault injection for tests: a folder; see :func:`_fail_once`."""
+
+_MAX_RENAME_PASSES = 4
+_DUPLICATE_EXAMPLES = 20
 
 _IMAGE_FIELDS = """
     image_id STRING, path STRING, expected_label STRING, status STRING, error_class STRING,
@@ -45,7 +60,8 @@ _FEATURE_FIELDS = """
 RESULT_SCHEMA = (
     f"{_IMAGE_FIELDS}, explanations ARRAY<STRUCT<{_EXPLANATION_FIELDS}>>, "
     f"features ARRAY<STRUCT<{_FEATURE_FIELDS}>>, "
-    "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT"
+    "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT, _max_rss BIGINT, "
+    "_segmentation_fallback BOOLEAN"
 )
 """One row per input row; the three tables are projections of it."""
 
@@ -92,6 +108,8 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     from ..explainer import ImageExplainer
 
     classifier, loaded = get_classifier(model_key, lambda: broadcast.value)
+    if loaded:
+        _warm_up(classifier)
     explainer = ImageExplainer(**explainer_kwargs)
     ctx = TaskContext.get()
     partition = ctx.partitionId() if ctx else -1
@@ -109,15 +127,155 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
             rows.append({**result.image, "explanations": result.explanations,
                          "features": result.features, "_worker_pid": pid,
                          "_model_loaded": loaded, "_gpu": gpu,
-                         "_read_retries": result.read_retries})
+                         "_read_retries": result.read_retries, "_max_rss": _peak_rss(),
+                         "_segmentation_fallback": result.segmentation_fallback})
             loaded = False
         if rows:
             yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
+            _fail_once(partition, attempt)
     seconds = time.perf_counter() - started
     total = counts["ok"] + counts["error"]
     logger.info("partition %d (attempt %d, worker %d): %d images, %d ok, %d error in %.1fs "
                 "(%.2f images/s)", partition, attempt, pid, total, counts["ok"],
                 counts["error"], seconds, total / seconds if seconds else 0.0)
+
+
+def _warm_up(classifier: Any) -> None:
+    """Build the classifier's compiled functions once per Python worker, before any image.
+
+    Tracing (and XLA compiling) takes seconds; done here it counts neither
+    against the first image's ``image_timeout`` nor in its ``seconds``.
+    """
+    import numpy as np
+
+    started = time.perf_counter()
+    height, width = classifier.input_size
+    image = np.zeros((height, width, 3), np.float32)
+    classifier.predict_masks(image, image, np.zeros((height, width), np.int32),
+                             np.ones((1, 1), np.float32))
+    logger.info("model %s compiled in %.1fs", classifier.name, time.perf_counter() - started)
+
+
+def _peak_rss() -> int | None:
+    """Peak resident memory of this Python worker so far, in bytes (None where unknown)."""
+    try:
+        import resource
+    except ImportError:        # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _fail_once(partition: int, attempt: int) -> None:
+    """Fault injection: exit this Python worker hard, once, in partition 1.
+
+    When ``$LIME_SPARK_FAIL_ONCE`` names a folder, the first attempt of
+    partition 1 to get here (after yielding its first output batch, so
+    mid-partition, with overlays already written) creates
+    ``partition-1.failed`` there and calls ``os._exit``: Spark sees a crashed
+    worker and retries the task (given ``spark.task.maxFailures`` > 1, e.g. a
+    ``local[2,4]`` master).  The marker file makes every later attempt, in
+    any process, pass.  For tests; never set it in production.
+    """
+    folder = os.environ.get(FAIL_ONCE_ENV)
+    if not folder or partition != 1:
+        return
+    marker = os.path.join(folder, "partition-1.failed")
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"partition": partition, "attempt": attempt, "pid": os.getpid()}, fh)
+    logger.error("%s=%s: Python worker %d exits in partition %d, attempt %d (fault injection)",
+                 FAIL_ONCE_ENV, folder, os.getpid(), partition, attempt)
+    for handler in logging.getLogger("lime_spark").handlers:
+        handler.flush()
+    os._exit(17)
+
+
+def _check_input_exists(uri: str) -> None:
+    """Fail fast, before Spark reads anything, for a local input that does not exist.
+
+    Only local paths without glob characters are checked here; Spark reports
+    other inputs (object stores, globs) when it reads them.
+    """
+    local = to_fsspec_uri(uri)
+    if "://" in local or any(ch in local for ch in "*?[{"):
+        return
+    if not os.path.exists(local):
+        raise ConfigurationError(
+            f"Could not read the input Parquet {uri!r}: no such file or directory "
+            f"({os.path.abspath(local)})"
+        )
+
+
+def _rename_duplicate_ids(images: Any) -> tuple[Any, dict[str, Any]]:
+    """Give every input row a distinct ``image_id`` (see :func:`lime_spark.batch.renamed_image_id`).
+
+    Ids used by one row only are kept.  Every row of an id shared by several
+    rows becomes ``id@<8 hex of sha256(path)>``, plus ``~k`` for the k-th row
+    with the same id and path (ordered by expected label; rows equal in all
+    three columns are interchangeable).  Should a new id equal another input
+    id, the rule is applied again to the rows sharing it.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        The rows with distinct ids, and counts for ``summary.json``:
+        ``ids`` (ids shared by several input rows), ``rows`` (rows renamed) and
+        up to 20 ``examples`` of ``{image_id, path, renamed_to}``.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    stats: dict[str, Any] = {"ids": 0, "rows": 0, "examples": []}
+    frame = images.withColumn("_input_image_id", F.col("image_id"))
+    for _ in range(_MAX_RENAME_PASSES):
+        shared = frame.groupBy("image_id").count().where(F.col("count") > 1).count()
+        if shared == 0:
+            break
+        stats["ids"] = stats["ids"] or int(shared)
+        occurrence = F.row_number().over(
+            Window.partitionBy("image_id", "path").orderBy(F.col("expected_label").asc_nulls_first()))
+        digest = F.substring(F.sha2(F.coalesce(F.col("path"), F.lit("")), 256), 1, 8)
+        renamed = F.concat(F.col("image_id"), F.lit("@"), digest,
+                           F.when(occurrence > 1, F.concat(F.lit("~"), occurrence.cast("string")))
+                            .otherwise(F.lit("")))
+        frame = frame.withColumn(
+            "image_id",
+            F.when(F.count(F.lit(1)).over(Window.partitionBy("image_id")) > 1, renamed)
+             .otherwise(F.col("image_id")))
+    else:
+        raise ConfigurationError(
+            f"Could not make the input's image ids distinct in {_MAX_RENAME_PASSES} passes; "
+            "give every input row its own image_id")
+    if stats["ids"]:
+        changed = frame.where(F.col("image_id") != F.col("_input_image_id"))
+        stats["rows"] = changed.count()
+        stats["examples"] = [
+            {"image_id": r["_input_image_id"], "path": r["path"], "renamed_to": r["image_id"]}
+            for r in changed.orderBy("_input_image_id", "path", "image_id")
+                            .limit(_DUPLICATE_EXAMPLES).collect()]
+        logger.warning("%d input rows share %d image id(s); they were renamed id@<hash of path> "
+                       "(summary.json: duplicate_ids)", stats["rows"], stats["ids"])
+    return frame.drop("_input_image_id"), stats
+
+
+def _remove_partial_writes(root: str, run: str) -> int:
+    """Delete temporary files of overlay writes that a killed worker left (local output only)."""
+    fs, path = filesystem(join_uri(root, "overlays", run))
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return 0
+    removed = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.remove(os.path.join(folder, name))
+                removed += 1
+    if removed:
+        logger.warning("removed %d partial overlay file(s) of failed task attempts", removed)
+    return removed
 
 
 def _read_input(spark: Any, cfg: JobConfig):
@@ -137,8 +295,10 @@ def _read_input(spark: Any, cfg: JobConfig):
             f"Received columns: {columns}"
         )
     path = F.col(cfg.path_column).cast("string")
-    image_id = (F.col(cfg.id_column).cast("string") if cfg.id_column in columns
-                else F.substring(F.sha2(path, 256), 1, 16))
+    # a missing or null id is the path's hash (batch.image_id_for_path); no path and no id: ""
+    path_id = F.substring(F.sha2(path, 256), 1, 16)
+    image_id = F.coalesce(F.col(cfg.id_column).cast("string") if cfg.id_column in columns
+                          else path_id, path_id, F.lit(""))
     label = (F.col(cfg.label_column).cast("string") if cfg.label_column in columns
              else F.lit(None).cast("string"))
     return df.select(image_id.alias("image_id"), path.alias("path"),
@@ -163,8 +323,11 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
 
     Raises
     ------
-    ConfigurationError, ModelLoadError
-        Before any executor work, for a bad input, model or output.
+    ConfigurationError, ModelLoadError, ClassifierOutputError
+        Before any Spark job, for a missing input, an output root that cannot
+        be written, a model that cannot be loaded or does not return
+        probabilities; a bad input column fails after Spark read the input's
+        schema, still before any image.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -178,13 +341,16 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     run = f"run_id={cfg.run_id}"
     logger.info("lime-spark run %s: %s -> %s", cfg.run_id, cfg.input, root)
 
-    images = _read_input(spark, cfg)
+    # checks that need no Spark job first: a bad option fails in seconds
+    _check_input_exists(cfg.input)
     _check_output_writable(root)
-
-    weights = cfg.weights
-    classifier = load_classifier(cfg.model, weights=weights, preprocess=cfg.preprocess,
+    classifier = load_classifier(cfg.model, weights=cfg.weights, preprocess=cfg.preprocess,
                                  labels=cfg.labels, batch_size=cfg.batch_size,
                                  output_activation=cfg.output_activation, **cfg.model_args)
+    check_classifier_outputs(classifier)
+    images = _read_input(spark, cfg)
+    images, duplicates = _rename_duplicate_ids(images)
+
     payload = ModelPayload.from_classifier(classifier)
     broadcast = spark.sparkContext.broadcast(payload)
     logger.info("model %s (%d MB as .keras, digest %s) broadcast to executors", payload.name,
@@ -199,7 +365,8 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         run_id=cfg.run_id, run_seed=cfg.seed, output_root=root, top_labels=cfg.top_labels,
         max_pixels=cfg.max_pixels, read_retries=cfg.read_retries, overlays=cfg.overlays,
         overlay_display=cfg.overlay_display, overlay_features=cfg.overlay_features,
-        overlay_max_side=cfg.overlay_max_side, metrics=cfg.metrics)
+        overlay_max_side=cfg.overlay_max_side, metrics=cfg.metrics,
+        image_timeout=cfg.image_timeout)
     explainer_kwargs = dict(
         segmentation=cfg.segmentation, n_superpixels=cfg.n_superpixels,
         segmentation_params=dict(cfg.segmentation_params), num_samples=cfg.num_samples,
@@ -228,6 +395,8 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         F.sum("_read_retries").alias("read_retries"),
         F.sum("seconds").alias("image_seconds"),
         F.collect_set("_gpu").alias("gpus"),
+        F.max("_max_rss").alias("max_rss"),
+        F.sum(F.col("_segmentation_fallback").cast("int")).alias("segmentation_fallbacks"),
     ).first()
     explain_seconds = time.perf_counter() - explain_started
     errors = {r["error_class"]: r["count"] for r in
@@ -249,6 +418,7 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         table_rows[name] = int(result.select(F.size(name).alias("n")).agg(F.sum("n")).first()[0] or 0)
     table_rows["images"] = int(stats["rows"])
     result.unpersist()
+    _remove_partial_writes(root, run)
     broadcast.unpersist()
 
     seconds = time.perf_counter() - started
@@ -268,7 +438,11 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
                     if explain_seconds else None},
         "workers": {"python_workers": int(stats["workers"]),
                     "model_loads": int(stats["model_loads"] or 0),
-                    "gpus": sorted(g for g in stats["gpus"] if g)},
+                    "gpus": sorted(g for g in stats["gpus"] if g),
+                    "peak_rss_mb": round(stats["max_rss"] / 2**20, 1)
+                    if stats["max_rss"] is not None else None},
+        "duplicate_ids": duplicates,
+        "segmentation_fallbacks": int(stats["segmentation_fallbacks"] or 0),
         "storage": {"read_retries": int(stats["read_retries"] or 0)},
         "model": {"name": payload.name, "digest": payload.digest,
                   "input_size": list(payload.input_size), "preprocess": payload.preprocess,

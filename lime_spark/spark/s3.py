@@ -1,14 +1,208 @@
 """S3-compatible object storage settings shared by Spark (S3A) and fsspec (s3fs).
 
-Placeholder wired into :func:`lime_spark.spark.session.build_session`; the S3
-work fills it in.
+One configuration for both sides: the standard AWS variables. botocore (and so
+s3fs, which the job uses for images, overlays and ``summary.json``) reads them
+itself; :func:`s3a_settings` translates them into ``spark.hadoop.fs.s3a.*``
+for Spark's S3A connector, which the job uses for the Parquet tables.
+
+========================================  ==============================================
+environment                               Spark (S3A)
+========================================  ==============================================
+``AWS_ENDPOINT_URL_S3``,                  ``fs.s3a.endpoint``; a non-AWS endpoint also
+``AWS_ENDPOINT_URL``                      turns on ``fs.s3a.path.style.access`` (as
+                                          botocore does), ``http://`` turns off
+                                          ``fs.s3a.connection.ssl.enabled``
+``AWS_DEFAULT_REGION``, ``AWS_REGION``    ``fs.s3a.endpoint.region`` (``us-east-1``
+                                          with a custom endpoint and no region, as
+                                          botocore)
+``AWS_ACCESS_KEY_ID``,                    ``fs.s3a.aws.credentials.provider`` reads them
+``AWS_SECRET_ACCESS_KEY``,                from the environment
+``AWS_SESSION_TOKEN``                     (``EnvironmentVariableCredentialsProvider``):
+                                          the secret is never copied into the Spark conf
+``AWS_PROFILE``, ``~/.aws``,              the AWS SDK's default chain
+``AWS_WEB_IDENTITY_TOKEN_FILE``, ...      (``DefaultCredentialsProvider``: profiles, SSO,
+                                          web identity, containers, instance roles)
+nothing                                   nothing: Hadoop's own defaults and
+                                          ``core-site.xml`` apply (instance roles)
+========================================  ==============================================
+
+``spark.hadoop.fs.s3a.*`` given with ``--conf`` (or per bucket,
+``fs.s3a.bucket.NAME.*``) override these, for whatever must differ between the
+two sides; values given in the Spark conf win because
+:func:`lime_spark.spark.session.build_session` applies them last.  S3A keys
+in the conf (``fs.s3a.access.key``) come first in the provider chain.
+
+Outside spark-submit, the S3A jars fetched by ``scripts/_setup.sh`` into
+``conf/jars/lib/`` go on the classpath: for local masters (``local[*]``,
+``local-cluster[...]``: same machine) on ``spark.driver.extraClassPath`` and
+``spark.executor.extraClassPath``, because ``spark.jars`` would copy the
+686 MB AWS SDK bundle into every session's scratch folder; for other masters
+on ``spark.jars``, which ships them to the executors.  Under spark-submit the
+submitted ``--jars``/``--packages`` are left alone.
 """
 
 from __future__ import annotations
 
-__all__ = ["s3a_settings"]
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = ["s3a_settings", "s3a_jars", "HADOOP_AWS_VERSION", "S3A_PACKAGE"]
+
+logger = logging.getLogger(__name__)
+
+HADOOP_AWS_VERSION = "3.5.0"
+"""The Hadoop release that pyspark bundles (``pyspark/jars/hadoop-client-api-*.jar``)."""
+
+S3A_PACKAGE = f"org.apache.hadoop:hadoop-aws:{HADOOP_AWS_VERSION}"
+"""``spark-submit --packages`` coordinate for clusters."""
+
+_PREFIX = "spark.hadoop.fs.s3a."
+_TEMPORARY = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+_SIMPLE = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+_ENVIRONMENT = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+_INSTANCE = "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider"
+_DEFAULT_CHAIN = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
+                      "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                      "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 
 
-def s3a_settings() -> dict[str, str]:
-    """Spark settings (``spark.hadoop.fs.s3a.*``, S3A jars) derived from the environment."""
-    return {}
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _is_aws_host(host: str) -> bool:
+    return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
+
+
+def _endpoint_settings(endpoint: str) -> dict[str, str]:
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    settings = {_PREFIX + "endpoint": endpoint}
+    if parts.scheme == "http":
+        settings[_PREFIX + "connection.ssl.enabled"] = "false"
+    if not _is_aws_host(parts.hostname or ""):
+        # MinIO, Ceph, moto, ...: buckets are not DNS names there; botocore
+        # addresses custom endpoints by path as well.
+        settings[_PREFIX + "path.style.access"] = "true"
+    return settings
+
+
+def _profile_in_use(env: Mapping[str, str], home: Path | None) -> bool:
+    if any(env.get(name) for name in _PROFILE_VARIABLES):
+        return True
+    return home is not None and any(
+        (home / ".aws" / name).is_file() for name in ("credentials", "config"))
+
+
+def _credential_providers(env: Mapping[str, str], home: Path | None) -> str | None:
+    """The S3A provider chain for what the environment holds, or None to keep Hadoop's.
+
+    Keys set in the Spark conf (``fs.s3a.access.key``, ``fs.s3a.session.token``)
+    always come first, so ``--conf`` can override the environment.
+    """
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        # read from the environment by each JVM that needs them (the driver and,
+        # locally, the executors); executors without them fall back to roles
+        return ",".join((_TEMPORARY, _SIMPLE, _ENVIRONMENT, _INSTANCE))
+    if _profile_in_use(env, home):
+        return ",".join((_TEMPORARY, _SIMPLE, _DEFAULT_CHAIN))
+    return None
+
+
+def s3a_jars(folder: Path | None = None) -> list[Path]:
+    """The S3A jars in ``folder`` (default ``conf/jars/lib``), sorted; empty when absent."""
+    if folder is None:
+        from .session import conf_dir
+
+        folder = conf_dir() / "jars" / "lib"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.jar") if p.is_file())
+
+
+def _is_local(master: str | None) -> bool:
+    return master is None or master.startswith("local")
+
+
+def _jar_settings(jars: list[Path], master: str | None) -> dict[str, str]:
+    if _is_local(master):
+        classpath = os.pathsep.join(str(p) for p in jars)
+        return {"spark.driver.extraClassPath": classpath,
+                "spark.executor.extraClassPath": classpath}
+    return {"spark.jars": ",".join(str(p) for p in jars)}
+
+
+def s3a_settings(env: Mapping[str, str] | None = None, *, master: str | None = None,
+                 home: Path | None = None, jars_dir: Path | None = None,
+                 spark_submit: bool | None = None) -> dict[str, str]:
+    """Spark settings (``spark.hadoop.fs.s3a.*``, S3A jars) derived from the environment.
+
+    Parameters
+    ----------
+    env : mapping, optional
+        The environment to read (default ``os.environ``).
+    master : str, optional
+        The session's master; None means the local default of
+        :func:`~lime_spark.spark.session.build_session` (``local[*]``).  It
+        decides how the S3A jars reach the executors.
+    home : Path, optional
+        Where ``.aws/`` is looked for (default the user's home).
+    jars_dir : Path, optional
+        Folder of the S3A jars (default ``conf/jars/lib``).
+    spark_submit : bool, optional
+        Whether spark-submit started this driver (default: detected); then the
+        jars are left to its ``--jars``/``--packages``.
+
+    Returns
+    -------
+    dict of str to str
+        Never a secret: credentials stay in the environment (or the AWS
+        profile files) and are read there by the AWS SDK.
+
+    Examples
+    --------
+    >>> s3a_settings({"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"}, home=Path("/nonexistent"),
+    ...              jars_dir=Path("/nonexistent"))["spark.hadoop.fs.s3a.path.style.access"]
+    'true'
+    """
+    env = os.environ if env is None else env
+    if home is None:
+        try:
+            home = Path.home()
+        except RuntimeError:
+            home = None
+    settings: dict[str, str] = {}
+    endpoint = _endpoint(env)
+    if endpoint:
+        settings.update(_endpoint_settings(endpoint))
+    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+    if region:
+        settings[_PREFIX + "endpoint.region"] = region
+    elif endpoint:
+        settings[_PREFIX + "endpoint.region"] = "us-east-1"
+    providers = _credential_providers(env, home)
+    if providers:
+        settings[_PREFIX + "aws.credentials.provider"] = providers
+
+    if spark_submit is None:
+        from .session import is_spark_submit
+
+        spark_submit = is_spark_submit()
+    if spark_submit:
+        return settings
+    jars = s3a_jars(jars_dir)
+    if jars:
+        settings.update(_jar_settings(jars, master))
+    elif endpoint:
+        logger.warning("S3 endpoint %s is configured but the S3A jars are missing from "
+                       "conf/jars/lib (run scripts/_setup.sh, or pass --conf "
+                       "spark.jars.packages=%s)", endpoint, S3A_PACKAGE)
+    return settings

@@ -76,8 +76,12 @@ def build_session(*, app_name: str = "lime-spark", master: str | None = None,
     from .catalog import catalog_settings
     from .s3 import s3a_settings
 
-    settings.update(s3a_settings())
+    settings.update(s3a_settings(master=master))
     settings.update(catalog_settings())
+    for key, sep in (("spark.driver.extraClassPath", ":"), ("spark.executor.extraClassPath", ":"),
+                     ("spark.jars", ",")):
+        if key in conf and settings.get(key):     # the user's entries come in addition to ours
+            conf[key] = f"{conf[key]}{sep}{settings[key]}"
     settings.update(conf)
     builder = SparkSession.builder.appName(app_name)
     if master is not None:

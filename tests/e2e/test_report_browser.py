@@ -1,0 +1,322 @@
+"""The audit report in a real browser: Debian's headless Chromium, driven over DevTools.
+
+Chromium talks the DevTools protocol over a pipe (``--remote-debugging-pipe``:
+NUL-terminated JSON on file descriptors 3 and 4), so no websocket client, no
+port and no new dependency are needed.  ``scripts/test.sh`` installs
+``chromium`` when it runs as root; elsewhere these tests skip with a message
+(and fail under ``CI=true``, where the browser must be there).
+
+The screenshot lands in ``tmp_path`` and, when ``LIME_SPARK_ARTIFACTS`` is
+set, is copied into that folder too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lime_spark.report import write_report
+from tests.unit.test_report import HOSTILE_ID, make_run
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
+)
+
+
+def chromium_binary() -> str:
+    """Path of Chromium, or skip (fail on CI) with what to do."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    message = ("chromium is not installed: scripts/test.sh installs it when run as root "
+               "(apt-get install -y chromium)")
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _high_fd(fd: int) -> int:
+    import fcntl
+
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+class Browser:
+    """A headless Chromium and one page, over the DevTools protocol on a pipe."""
+
+    def __init__(self, binary: str, *, width: int = 1440, height: int = 1500):
+        self._profile = tempfile.mkdtemp(prefix="lime-spark-chromium-")
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # the child's ends above fd 9, so that moving them to 3 and 4 cannot clobber one
+        to_browser_r, from_browser_w = (_high_fd(to_browser_r), _high_fd(from_browser_w))
+        self.log_path = Path(self._profile) / "chromium.log"
+        command = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}",
+                   "--remote-debugging-pipe", "about:blank"]
+        # the browser reads commands on fd 3 and writes replies and events on fd 4
+        self._proc = subprocess.Popen(
+            ["bash", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "bash", *command],
+            pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._next_id = 0
+        self._replies: dict[int, queue.Queue] = {}
+        self._lock = threading.Lock()
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget",
+                                 {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.page(f"{domain}.enable")
+        self.page("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+    def _read(self) -> None:
+        buffer = b""
+        with os.fdopen(self._from_browser, "rb", buffering=0) as stream:
+            while True:
+                chunk = stream.read(1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\0" in buffer:
+                    raw, buffer = buffer.split(b"\0", 1)
+                    message = json.loads(raw)
+                    if "id" in message:
+                        with self._lock:
+                            box = self._replies.get(message["id"])
+                        if box is not None:
+                            box.put(message)
+                    else:
+                        self.events.append(message)
+
+    def call(self, method: str, params: dict | None = None, *, session: str | None = None,
+             timeout: float = 60) -> dict:
+        with self._lock:
+            self._next_id += 1
+            ident = self._next_id
+            box = self._replies[ident] = queue.Queue()
+        message = {"id": ident, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            reply = box.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no reply to {method} in {timeout}s; log: "
+                               f"{self.log_path.read_text(errors='replace')[-2000:]}") from None
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def page(self, method: str, params: dict | None = None, **kw) -> dict:
+        return self.call(method, params, session=self.session, **kw)
+
+    def wait_event(self, method: str, *, after: int = 0, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events[after:]:
+                if event.get("method") == method:
+                    return event
+            time.sleep(0.02)
+        raise TimeoutError(f"no {method} event in {timeout}s")
+
+    def open(self, url: str) -> None:
+        """Load ``url`` afresh (a new document even when only the #fragment differs)."""
+        for target in ("about:blank", url):
+            mark = len(self.events)
+            self.page("Page.navigate", {"url": target})
+            self.wait_event("Page.loadEventFired", after=mark)
+
+    def js(self, expression: str, *, timeout: float = 60):
+        """Evaluate ``expression`` in the page (promises awaited) and return its value."""
+        result = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": True}, timeout=timeout)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"page script failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.page("Page.captureScreenshot", {"format": "png"})["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def problems(self, after: int = 0) -> list[str]:
+        """Console errors and warnings, uncaught exceptions, failed loads, CSP reports, dialogs."""
+        out = []
+        for event in self.events[after:]:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                out.append(f"exception: {params['exceptionDetails']}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in (
+                    "error", "warning", "assert"):
+                out.append(f"console.{params['type']}: {params.get('args')}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                entry = params["entry"]
+                out.append(f"log {entry['level']} ({entry.get('source')}): {entry.get('text')} "
+                           f"{entry.get('url', '')}")
+            elif method == "Page.javascriptDialogOpening":
+                out.append(f"dialog: {params.get('message')}")
+        return out
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except Exception:  # noqa: BLE001 - the browser may already be gone
+            pass
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        os.close(self._to_browser)
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = Browser(chromium_binary())
+    yield b
+    b.close()
+
+
+# The page's own view of itself, read back by the tests.
+CARDS = "document.querySelectorAll('#cards article.card').length"
+LOAD_ALL_IMAGES = """
+Promise.all(Array.from(document.querySelectorAll('#cards img')).map(function (img) {
+  img.loading = 'eager';
+  return img.decode().then(function () { return null; },
+                           function () { return img.getAttribute('src'); });
+})).then(function (r) { return r.filter(Boolean); })
+"""
+
+
+def save_artifact(path: Path) -> None:
+    folder = os.environ.get("LIME_SPARK_ARTIFACTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / path.name)
+
+
+@pytest.fixture(scope="module")
+def photo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser") / "out"
+    facts = make_run(str(root), "nightly", 62, errors=4, photos=True, top_labels=3)
+    return root, facts, Path(write_report(str(root), "nightly"))
+
+
+def test_report_loads_from_disk_and_filters(browser, photo_run, tmp_path):
+    root, facts, index = photo_run
+    mark = len(browser.events)
+    browser.open(index.as_uri())
+    n = len(facts["ids"])
+    assert browser.js(CARDS) == 50                       # first page
+    assert browser.js("document.getElementById('count').textContent") == f"{n} images"
+    assert browser.js("document.querySelectorAll('#cards img[loading=lazy]').length") > 100
+
+    # every card of the images table, page by page; hostile ids shown as text
+    seen = []
+    for _ in range(5):
+        seen += browser.js("Array.from(document.querySelectorAll('#cards article.card'))"
+                           ".map(function (c) { return c.getAttribute('data-image-id'); })")
+        if browser.js("document.getElementById('next').disabled"):
+            break
+        browser.js("document.getElementById('next').click()")
+    assert sorted(seen) == sorted(facts["ids"])
+    assert HOSTILE_ID in seen
+    browser.js("document.getElementById('search').value = 'alert(\"id';"
+               "document.getElementById('search').dispatchEvent(new Event('input'))")
+    time.sleep(0.4)
+    assert browser.js("Array.from(document.querySelectorAll('#cards h2'))"
+                      ".map(function (h) { return h.textContent; })") == [HOSTILE_ID]
+    browser.js("document.getElementById('search').value = '';"
+               "document.getElementById('search').dispatchEvent(new Event('input'))")
+    time.sleep(0.4)
+
+    # lowest fit first: the first card is the image with the smallest fit
+    browser.js("document.querySelector('[data-filter=all]').click()")
+    first = browser.js("document.querySelector('#cards article.card').getAttribute('data-image-id')")
+    assert first == min(facts["fits"], key=facts["fits"].get)
+
+    browser.js("document.querySelector('[data-filter=error]').click()")
+    assert browser.js(CARDS) == len(facts["errors"])
+    assert browser.js("Array.from(document.querySelectorAll('#cards article.card'))"
+                      ".every(function (c) { return c.classList.contains('error'); })")
+    browser.js("document.querySelector('[data-filter=mismatch]').click()")
+    assert browser.js(CARDS) == len(facts["mismatches"]) > 0
+    assert browser.js("location.hash").startswith("#filter=mismatch")
+    browser.js("document.querySelector('[data-filter=all]').click()")
+    assert browser.js(CARDS) == 50
+
+    # every thumbnail loads from its relative link (hostile ids' folders too)
+    browser.js("var s = document.getElementById('size'); s.value = '200';"
+               "s.dispatchEvent(new Event('change'))")
+    assert browser.js(CARDS) == n
+    assert browser.js("document.querySelectorAll('#cards img').length") == 2 * (n - 4) + 3 * (n - 4)
+    assert browser.js(LOAD_ALL_IMAGES) == []
+    browser.js("var s = document.getElementById('size'); s.value = '50';"
+               "s.dispatchEvent(new Event('change')); window.scrollTo(0, 0)")
+    shot = browser.screenshot(tmp_path / "report-browser.png")
+    save_artifact(shot)
+    assert shot.stat().st_size > 50_000
+    assert browser.problems(mark) == []
+
+
+def test_report_view_of_errors_is_linkable(browser, photo_run, tmp_path):
+    _, facts, index = photo_run
+    mark = len(browser.events)
+    browser.open(index.as_uri() + "#filter=error&sort=id")
+    assert browser.js(CARDS) == len(facts["errors"])
+    ids = browser.js("Array.from(document.querySelectorAll('#cards h2'))"
+                     ".map(function (h) { return h.textContent; })")
+    assert ids == sorted(facts["errors"])
+    assert browser.js("document.querySelector('#cards .errbox .cls').textContent") in (
+        "InvalidImageError", "StorageError")
+    browser.js("document.querySelector('.toolbar').scrollIntoView()")
+    save_artifact(browser.screenshot(tmp_path / "report-browser-errors.png"))
+    assert browser.problems(mark) == []
+
+
+def test_ten_thousand_images_page_quickly(browser, tmp_path):
+    root = tmp_path / "out"
+    make_run(str(root), "big", 10_000, top_labels=5, errors=100, overlays=False,
+             originals=False, hostile=False, n_features=4)
+    index = Path(write_report(str(root), "big"))
+    mark = len(browser.events)
+    started = time.perf_counter()
+    browser.open(index.as_uri())
+    assert browser.js(CARDS) == 50
+    loaded = time.perf_counter() - started
+    assert browser.js("document.getElementById('count').textContent") == "10000 images"
+    timing = browser.js("""(function () {
+        var t = performance.now();
+        document.querySelector('[data-filter=error]').click();
+        var errors = document.querySelectorAll('#cards article.card').length;
+        document.getElementById('sort').value = '-sec';
+        document.getElementById('sort').dispatchEvent(new Event('change'));
+        document.querySelector('[data-filter=all]').click();
+        return [errors, performance.now() - t];
+    })()""")
+    assert timing[0] == 50 and timing[1] < 2000, timing
+    assert loaded < 20, f"10,000-image report took {loaded:.1f}s to load"
+    new = browser.events[mark:]
+    assert not [e for e in new if e.get("method") == "Runtime.exceptionThrown"]
