@@ -27,6 +27,8 @@ for _f in (MOBILENET_FILE, CLASS_INDEX_FILE):
         (_KERAS_HOME / "models" / _f.name).symlink_to(_f)
 os.environ["KERAS_HOME"] = str(_KERAS_HOME)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The Hive metastore of every test session lives in a private temporary folder.
+os.environ["LIME_SPARK_CATALOG_DIR"] = tempfile.mkdtemp(prefix="lime-spark-test-catalog-")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 

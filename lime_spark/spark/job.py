@@ -81,7 +81,9 @@ def _configure_worker_logging(level: str) -> None:
     root = logging.getLogger("lime_spark")
     if not any(getattr(h, "_lime_spark", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        from .._logging import LOG_FORMAT, RedactingFormatter
+
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
         handler._lime_spark = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
@@ -452,17 +454,27 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "versions": _versions(),
     }
+    summary_uri = join_uri(root, "runs", run, "summary.json")
+
+    def save_summary() -> None:
+        write_bytes(summary_uri, json.dumps(summary, indent=2, default=str).encode("utf-8"))
+
+    save_summary()                       # the tables are written: never lose their summary
     if cfg.database:
         from .catalog import register_tables
 
         register_tables(spark, cfg.database, root)
         summary["database"] = cfg.database
-    write_bytes(join_uri(root, "runs", run, "summary.json"),
-                json.dumps(summary, indent=2, default=str).encode("utf-8"))
+        save_summary()
     if cfg.report:
         from ..report import write_report
 
-        summary["report"] = write_report(root, cfg.run_id)
+        try:
+            summary["report"] = write_report(root, cfg.run_id)
+            save_summary()
+        except Exception as exc:  # noqa: BLE001 - the report must not fail a finished run
+            logger.warning("could not write the report of run %s: %s: %s", cfg.run_id,
+                           type(exc).__name__, exc)
     logger.info("run %s done: %d images (%d ok, %d error) in %.1fs, %.2f images/s",
                 cfg.run_id, summary["images"]["rows"], summary["images"]["ok"],
                 summary["images"]["error"], seconds,

@@ -7,7 +7,6 @@ on the Parquet files.
 
 from __future__ import annotations
 
-import atexit
 import csv
 import decimal
 import getpass
@@ -21,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,11 +43,9 @@ from lime_spark.testing import SHAPE_CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The shared session reads the catalog folder when it is built; set it at import
-# (collection), before any test builds the session, so no test touches ~/.lime-spark.
-CATALOG_DIR = Path(tempfile.mkdtemp(prefix="lime-spark-test-catalog-"))
-os.environ[CATALOG_DIR_ENV] = str(CATALOG_DIR)
-atexit.register(shutil.rmtree, CATALOG_DIR, ignore_errors=True)
+# tests/conftest.py points the catalog at a private temporary folder before any
+# session is built, so no test touches ~/.lime-spark.
+CATALOG_DIR = Path(os.environ[CATALOG_DIR_ENV])
 
 BEELINE = beeline_path()
 QUERIES = ("lowest_fit", "label_drift", "label_mismatch", "errors", "top_superpixels")
@@ -60,9 +56,7 @@ SMALL = {"num_samples": 200, "n_superpixels": 20, "top_labels": 2, "overlays": F
 
 @pytest.fixture(scope="module")
 def catalog(spark):
-    if metastore_dir(spark) != CATALOG_DIR.absolute():
-        pytest.skip(f"the shared session's catalog is {metastore_dir(spark)}, "
-                    f"not this module's {CATALOG_DIR} (session built before collection)")
+    assert metastore_dir(spark) == CATALOG_DIR.absolute()
     return CATALOG_DIR
 
 
