@@ -29,6 +29,7 @@ __all__ = [
     "read_bytes",
     "write_bytes",
     "remove_tree",
+    "is_local_filesystem",
     "exists",
     "redact",
 ]
@@ -171,8 +172,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     """
     fs, path = filesystem(uri)
     parent = posixpath.dirname(path)
-    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or "file" in (
-            fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if is_local_filesystem(fs):
         os.makedirs(parent, exist_ok=True)
         tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "wb") as fh:
@@ -180,6 +180,12 @@ def write_bytes(uri: str, data: bytes) -> None:
         os.replace(tmp, path)
         return
     fs.pipe_file(path, data)
+
+
+def is_local_filesystem(fs: Any) -> bool:
+    """Whether an fsspec filesystem is the local disk."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols
 
 
 def remove_tree(uri: str) -> None:

@@ -30,7 +30,8 @@ from typing import Any
 from ..batch import BatchSettings, ImageRecord, check_classifier_outputs, explain_record
 from ..config import JobConfig
 from ..exceptions import ConfigurationError
-from ..storage import filesystem, join_uri, remove_tree, to_fsspec_uri, to_hadoop_uri, write_bytes
+from ..storage import (filesystem, is_local_filesystem, join_uri, remove_tree, to_fsspec_uri,
+                       to_hadoop_uri, write_bytes)
 from .gpu import pin_task_gpus, task_cpus
 from .model_cache import ModelPayload, get_classifier
 
@@ -267,7 +268,7 @@ def _rename_duplicate_ids(images: Any) -> tuple[Any, dict[str, Any]]:
 def _remove_partial_writes(root: str, run: str) -> int:
     """Delete temporary files of overlay writes that a killed worker left (local output only)."""
     fs, path = filesystem(join_uri(root, "overlays", run))
-    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if not is_local_filesystem(fs):
         return 0
     removed = 0
     for folder, _, files in os.walk(path):
@@ -399,6 +400,8 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         F.collect_set("_gpu").alias("gpus"),
         F.max("_max_rss").alias("max_rss"),
         F.sum(F.col("_segmentation_fallback").cast("int")).alias("segmentation_fallbacks"),
+        F.sum(F.size("explanations")).alias("explanation_rows"),
+        F.sum(F.size("features")).alias("feature_rows"),
     ).first()
     explain_seconds = time.perf_counter() - explain_started
     errors = {r["error_class"]: r["count"] for r in
@@ -412,13 +415,12 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
                               .select("e.*", run_col),
         "features": result.select(F.explode("features").alias("f")).select("f.*", run_col),
     }
-    table_rows = {}
     for name, frame in tables.items():
         frame.write.mode("overwrite").partitionBy("run_id").parquet(
             to_hadoop_uri(join_uri(root, name)))
-    for name in ("explanations", "features"):
-        table_rows[name] = int(result.select(F.size(name).alias("n")).agg(F.sum("n")).first()[0] or 0)
-    table_rows["images"] = int(stats["rows"])
+    table_rows = {"explanations": int(stats["explanation_rows"] or 0),
+                  "features": int(stats["feature_rows"] or 0),
+                  "images": int(stats["rows"])}
     result.unpersist()
     _remove_partial_writes(root, run)
     broadcast.unpersist()
@@ -494,4 +496,3 @@ def _check_output_writable(root: str) -> None:
         raise ConfigurationError(
             f"Output root {root!r} is not writable: {type(exc).__name__}: {exc}"
         ) from exc
-    _ = to_fsspec_uri(root)
