@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .config import check_run_id
 from .explainer import ImageExplainer, ImageExplanation
 from .exceptions import (
     ClassifierOutputError,
@@ -44,7 +45,7 @@ from .segmentation import segment_image
 from .storage import join_uri, read_bytes, redact, remove_tree, safe_key, write_bytes
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "image_id_for_path",
-           "renamed_image_id", "check_classifier_outputs",
+           "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
            "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -59,29 +60,34 @@ FEATURE_COLUMNS = ("image_id", "label", "feature", "feature_weight", "feature_ra
 
 _MAX_MESSAGE = 2000
 
+RENAME_DIGEST_HEX = 16
+"""Hex digits of sha256(path) in a renamed duplicate id (64 bits)."""
+
 
 def image_id_for_path(path: str) -> str:
     """The stable id of an image given only by its path: 16 hex digits of sha256."""
-    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def renamed_image_id(image_id: str, path: str | None, occurrence: int = 1) -> str:
     """The id given to an input row whose ``image_id`` other rows share too.
 
-    ``image_id@`` + the first 8 hex digits of sha256(path) (of ``""`` for a
+    ``image_id@`` + the first 16 hex digits of sha256(path) (of ``""`` for a
     null path), and ``~k`` for the k-th (k >= 2) row with the same id *and*
-    path.  It depends only on the row's own values, never on the input's order
-    or partitioning, so the row's seed and results are stable.  The Spark job
-    applies the same rule in SQL (``lime_spark.spark.job``).
+    digest (ordered by path, then expected label), the tiebreaker that keeps
+    two paths whose digests collide apart.  It depends only on the rows' own
+    values, never on the input's order or partitioning, so each row's seed and
+    results are stable.  The Spark job applies the same rule in SQL
+    (``lime_spark.spark.job``).
 
     Examples
     --------
     >>> renamed_image_id("cat", "s3://b/cat.jpg")
-    'cat@0d3c85df'
+    'cat@0d3c85df51709e96'
     >>> renamed_image_id("cat", "s3://b/cat.jpg", 2)
-    'cat@0d3c85df~2'
+    'cat@0d3c85df51709e96~2'
     """
-    digest = hashlib.sha256((path or "").encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha256((path or "").encode("utf-8", "surrogatepass")).hexdigest()[:RENAME_DIGEST_HEX]
     return f"{image_id}@{digest}" + (f"~{occurrence}" if occurrence > 1 else "")
 
 
@@ -145,6 +151,12 @@ class BatchSettings:
     overlay_max_side: int = 1024
     metrics: bool = True
     image_timeout: float | None = None
+    overlay_root: str | None = None
+    """Where overlay files are written (a staging area); ``None``: ``output_root``.
+    The tables always name them under ``output_root``, where they are published."""
+
+    def __post_init__(self) -> None:
+        check_run_id(self.run_id)      # it becomes part of every overlay path
 
 
 @dataclass(frozen=True)
@@ -223,8 +235,17 @@ class _Deadline:
                 "--image-timeout, or lower --num-samples or --n-superpixels")
 
 
-def _error_row(record: ImageRecord, image_id: str, exc: BaseException, started: float,
-               base: dict[str, Any]) -> dict[str, Any]:
+def base_row(classifier: Classifier, explainer: ImageExplainer) -> dict[str, Any]:
+    """An ``images`` row with the run's model and sampling values, everything else null."""
+    base = dict.fromkeys(IMAGE_COLUMNS)
+    base.update(model_name=classifier.name, model_digest=classifier.digest,
+                n_samples=explainer.config.num_samples)
+    return base
+
+
+def error_row(record: ImageRecord, image_id: str, exc: BaseException, started: float,
+              base: dict[str, Any]) -> dict[str, Any]:
+    """The ``images`` row of an input row that failed with ``exc`` (message redacted, capped)."""
     message = redact(str(exc) or type(exc).__name__)
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE - 3] + "..."
@@ -234,15 +255,11 @@ def _error_row(record: ImageRecord, image_id: str, exc: BaseException, started: 
             "seconds": time.perf_counter() - started}
 
 
-def _overlay_uris(settings: BatchSettings, image_id: str,
-                  labels: list[int]) -> tuple[str, dict[int, str]]:
-    """The overlay folder of an image and the URI of each label's PNG in it."""
-    folder = join_uri(settings.output_root, "overlays", f"run_id={settings.run_id}",
-                      safe_key(image_id))
-    return folder, {label: join_uri(folder, f"{label}.png") for label in labels}
+def _overlay_folder(root: str, settings: BatchSettings, image_id: str) -> str:
+    return join_uri(root, "overlays", f"run_id={settings.run_id}", safe_key(image_id))
 
 
-def _write_overlays(settings: BatchSettings, folder: str, uris: dict[int, str],
+def _write_overlays(settings: BatchSettings, folder: str,
                     original: NDArray[np.uint8], explanation: ImageExplanation) -> None:
     canvas = original
     if settings.overlay_max_side and max(original.shape[:2]) > settings.overlay_max_side:
@@ -257,7 +274,7 @@ def _write_overlays(settings: BatchSettings, folder: str, uris: dict[int, str],
                           key=lambda fw: -fw[1])[:settings.overlay_features]
         png = render_explanation(canvas, segments, positive, display=settings.overlay_display,
                                  threshold=0.0)
-        write_bytes(uris[label], png)
+        write_bytes(join_uri(folder, f"{label}.png"), png)
 
 
 def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
@@ -286,12 +303,10 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
     if image_id is None and record.path is not None:
         image_id = image_id_for_path(record.path)
     image_id = image_id if image_id is not None else ""
-    base = dict.fromkeys(IMAGE_COLUMNS)
-    base.update(model_name=classifier.name, model_digest=classifier.digest,
-                n_samples=explainer.config.num_samples)
+    base = base_row(classifier, explainer)
     retries = 0
     fallback = False
-    overlay_folder = _overlay_uris(settings, image_id, [])[0] if settings.overlays else None
+    overlay_folder = None
 
     def count_retry(exc: BaseException) -> None:
         nonlocal retries
@@ -299,6 +314,9 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
         logger.warning("retrying read of %s after %s", record.path, type(exc).__name__)
 
     try:
+        if settings.overlays:
+            overlay_folder = _overlay_folder(settings.overlay_root or settings.output_root,
+                                             settings, image_id)
         if record.path is None or not str(record.path).strip():
             raise InvalidImageError(
                 f"Expected an image path (URI) in the input row. Received: path={record.path!r}")
@@ -335,9 +353,9 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
             deletion, insertion = deletion_insertion_auc(explanation, classifier, top)
         deadline("rows")
         stats = _pixel_stats(explanation.segments, (height, width))
-        folder, overlay_uris = _overlay_uris(settings, image_id, explanation.labels)
-        if not settings.overlays:
-            overlay_uris = {}
+        published = _overlay_folder(settings.output_root, settings, image_id)
+        overlay_uris = ({label: join_uri(published, f"{label}.png") for label in explanation.labels}
+                        if settings.overlays else {})
         explanations, features = [], []
         for rank, label in enumerate(explanation.labels, start=1):
             explanations.append({
@@ -364,7 +382,7 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
                "top_prob": float(explanation.predictions[top])}
         deadline("overlays")
         if settings.overlays:
-            _write_overlays(settings, folder, overlay_uris, original, explanation)
+            _write_overlays(settings, overlay_folder, original, explanation)
         row["seconds"] = time.perf_counter() - started
         return RecordResult(row, explanations, features, retries, fallback)
     except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
@@ -374,7 +392,7 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
         level = logging.DEBUG if isinstance(exc, LimeSparkError) else logging.WARNING
         logger.log(level, "image %s failed: %s: %s", image_id, type(exc).__name__,
                    redact(str(exc)), exc_info=level == logging.WARNING)
-        return RecordResult(_error_row(record, image_id, exc, started, base), read_retries=retries)
+        return RecordResult(error_row(record, image_id, exc, started, base), read_retries=retries)
 
 
 def _remove_overlays(folder: str) -> None:

@@ -104,12 +104,15 @@ def configure_logging(level: str) -> None:
 
 
 def print_config(config: JobConfig, stream: Any = None) -> None:
-    """Print the resolved configuration as YAML (credentials never live in it)."""
+    """Print the resolved configuration as YAML, secrets masked (``storage.redact_value``)."""
     import yaml
+
+    from .storage import redact_value
 
     stream = stream or sys.stdout
     stream.write("# lime-spark resolved configuration\n")
-    stream.write(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False))
+    stream.write(yaml.safe_dump(redact_value(config.to_dict()), sort_keys=False,
+                                default_flow_style=False))
     stream.flush()
 
 
@@ -131,12 +134,17 @@ def print_summary(summary: dict[str, Any], stream: Any = None) -> None:
 def run_explain(config: JobConfig, *, master: str | None = None,
                 spark_conf: Sequence[str] = (), spark: Any = None) -> dict[str, Any]:
     """Start (or reuse) a session, run the job, stop the session we started."""
+    from .preflight import preflight
     from .spark.job import run_job
+    from .spark.s3 import check_s3a_available
     from .spark.session import build_session
 
     conf = dict(parse_assignment_raw(item) for item in spark_conf)
     own = spark is None
     if own:
+        # everything that needs no Spark fails here, in about a second
+        preflight(config)
+        check_s3a_available([config.input, config.output], conf, master=master)
         spark = build_session(app_name=f"lime-spark {config.run_id}", master=master, conf=conf)
     try:
         return run_job(spark, config)
@@ -173,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return report.run(args)
     except LimeSparkError as exc:
-        print(f"lime-spark: error: {exc}", file=sys.stderr)
+        from .storage import redact
+
+        print(f"lime-spark: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -24,7 +24,42 @@ from .images import DEFAULT_MAX_PIXELS
 from .segmentation import SEGMENTERS
 from .surrogate import FEATURE_SELECTIONS
 
-__all__ = ["JobConfig", "load_config", "render_default_yaml", "parse_assignment"]
+__all__ = ["JobConfig", "load_config", "render_default_yaml", "parse_assignment",
+           "RUN_ID_PATTERN", "check_run_id"]
+
+RUN_ID_PATTERN = re.compile(r"(?!\.{1,2}\Z)(?!__HIVE_DEFAULT_PARTITION__\Z)[A-Za-z0-9_.-]{1,64}")
+"""What a run id may be (``RUN_ID_PATTERN.fullmatch``): 1-64 letters, digits, ``_``, ``-``, ``.``.
+
+Not ``.`` or ``..`` (they would name a folder above the partition) and not
+Hive's null partition ``__HIVE_DEFAULT_PARTITION__``.  A run id is always text:
+``0123`` and ``2026-11-23`` are run ids, never a number or a date.
+"""
+
+
+def check_run_id(value: Any) -> str:
+    """Return ``value`` if it is a valid run id (see :data:`RUN_ID_PATTERN`).
+
+    Raises
+    ------
+    ConfigurationError
+        For anything else, non-strings included: a run id is never coerced
+        (``83`` is not ``"0123"``).
+
+    Examples
+    --------
+    >>> check_run_id("2026-11-23")
+    '2026-11-23'
+    """
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            "Expected run_id to be text (1-64 letters, digits, '_', '-' or '.'). Received: "
+            f"run_id={value!r} of type {type(value).__name__}; in Python pass a str, in YAML "
+            "quote it (run_id: '0123').")
+    if not RUN_ID_PATTERN.fullmatch(value):
+        raise ConfigurationError(
+            "Expected run_id of 1-64 letters, digits, '_', '-' or '.' (not '.' or '..'). "
+            f"Received: run_id={value!r}")
+    return value
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -58,6 +93,8 @@ class JobConfig:
     num_features: int | None = _opt(None, "most superpixels per label in the surrogate (null: all)")
     seed: int = _opt(0, "run seed; each image's seed derives from (seed, image_id)")
     run_id: str | None = _opt(None, "partition value of this run (null: UTC time, e.g. 20261123T190000Z)")
+    lock_stale_seconds: float = _opt(3600.0, "a run lock whose heartbeat is older than this belongs to a dead job (stale)")
+    break_stale_lock: bool = _opt(False, "break a stale lock of this run id (a live lock is never broken)")
     partitions: int | None = _opt(None, "Spark partitions of the image list (null: 2 x default parallelism)")
     path_column: str = _opt("path", "input column with image URIs")
     id_column: str = _opt("image_id", "input column with image ids (absent: a hash of the path)")
@@ -104,17 +141,14 @@ class JobConfig:
                 raise ConfigurationError(
                     f"Expected {name} to be a mapping. Received: {name}={getattr(self, name)!r}"
                 )
-        for name in ("overlays", "metrics", "report"):
+        check_real("lock_stale_seconds", self.lock_stale_seconds, minimum=0, exclusive_minimum=True)
+        for name in ("overlays", "metrics", "report", "break_stale_lock"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(
                     f"Expected {name} to be true or false. Received: {name}={getattr(self, name)!r}"
                 )
-        if self.run_id is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", str(self.run_id)) \
-                or self.run_id in (".", ".."):
-            raise ConfigurationError(
-                "Expected run_id of 1-64 letters, digits, '_', '-' or '.'. "
-                f"Received: run_id={self.run_id!r}"
-            )
+        if self.run_id is not None:
+            check_run_id(self.run_id)
         if self.database is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}",
                                                           str(self.database)):
             raise ConfigurationError(
@@ -140,18 +174,78 @@ class JobConfig:
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as YAML (numbers, booleans, null, lists)."""
+    """``key=value`` with the value read as YAML (numbers, booleans, null, lists).
+
+    The value of a text option (``run_id``, ``input``, ...) is kept as written:
+    ``run_id=0123`` gives ``"0123"``, ``run_id=2026-11-23`` gives ``"2026-11-23"``
+    (``null`` still means "unset").
+    """
     import yaml
 
     if "=" not in text:
         raise ConfigurationError(f"Expected key=value. Received: {text!r}")
     key, raw = text.split("=", 1)
     key = key.strip().replace("-", "_")
+    if not raw.strip():
+        return key, ""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        loader = yaml.SafeLoader(raw)
+        try:
+            node = loader.get_single_node()
+            value = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError:
-        value = raw
+        return key, raw
+    if key in _text_options():
+        value = _as_written(node, value)
     return key, value
+
+
+def _text_options() -> frozenset[str]:
+    """Options typed ``str``: YAML must not turn their values into numbers or dates."""
+    return frozenset(f.name for f in fields(JobConfig) if str(f.type) in ("str", "str | None"))
+
+
+def _as_written(node: Any, value: Any) -> Any:
+    """A YAML scalar's text exactly as written (quotes removed), unless it is null."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+        return node.value
+    return value
+
+
+def _read_yaml_file(config_file: str) -> dict[str, Any]:
+    """The options of a ``--config`` file; text options keep their scalars as written."""
+    import fsspec
+    import yaml
+
+    from .storage import to_fsspec_uri
+
+    try:
+        with fsspec.open(to_fsspec_uri(config_file), "rt", encoding="utf-8") as fh:
+            loader = yaml.SafeLoader(fh.read())
+        try:
+            node = loader.get_single_node()
+            loaded = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(
+            f"Could not read config file {config_file!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    loaded = {} if loaded is None else loaded
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(
+            f"Expected a mapping of options in {config_file!r}. Received: {type(loaded).__name__}"
+        )
+    text_options = _text_options()
+    for key_node, value_node in node.value if node is not None else ():
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if isinstance(key, str) and key.replace("-", "_") in text_options and key in loaded:
+            loaded[key] = _as_written(value_node, loaded[key])
+    return {str(k).replace("-", "_"): v for k, v in loaded.items()}
 
 
 def _set_nested(values: dict[str, Any], key: str, value: Any) -> None:
@@ -173,27 +267,10 @@ def load_config(*, config_file: str | None = None, assignments: Sequence[str] = 
     ConfigurationError
         For unknown keys, unreadable files and values outside their constraints.
     """
-    import yaml
-
     known = {f.name for f in fields(JobConfig)}
     values: dict[str, Any] = {}
     if config_file:
-        import fsspec
-
-        from .storage import to_fsspec_uri
-
-        try:
-            with fsspec.open(to_fsspec_uri(config_file), "rt", encoding="utf-8") as fh:
-                loaded = yaml.safe_load(fh) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError(
-                f"Could not read config file {config_file!r}: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigurationError(
-                f"Expected a mapping of options in {config_file!r}. Received: {type(loaded).__name__}"
-            )
-        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+        values.update(_read_yaml_file(config_file))
     for text in assignments:
         key, value = parse_assignment(text)
         _set_nested(values, key, value)

@@ -21,6 +21,7 @@ __all__ = [
     "ModelLoadError",
     "StorageError",
     "ImageTimeoutError",
+    "RunLockedError",
 ]
 
 
@@ -66,3 +67,7 @@ class StorageError(LimeSparkError, OSError):
 
 class ImageTimeoutError(LimeSparkError, TimeoutError):
     """An image whose explanation took longer than the per-image limit."""
+
+
+class RunLockedError(LimeSparkError, RuntimeError):
+    """Another job holds the lock of the run id (see :mod:`lime_spark.publish`)."""

@@ -8,43 +8,59 @@ failure is one of the typed errors of :mod:`lime_spark.exceptions`:
 - :class:`~lime_spark.exceptions.InvalidImageError`: not bytes, empty, not an
   image, truncated or otherwise corrupt, zero-sized.
 - :class:`~lime_spark.exceptions.UnsupportedImageError`: a file Pillow
-  identifies but that lime-spark cannot (or will not) decode, such as
-  PostScript, which would need Ghostscript to run on untrusted input.
+  identifies but that lime-spark will not decode: a format outside
+  :data:`DECODED_FORMATS` (PostScript above all, which would need Ghostscript
+  to run on untrusted input), or one Pillow cannot decode.
 - :class:`~lime_spark.exceptions.ImageTooLargeError`: more pixels than
-  ``max_pixels`` (the decompression-bomb guard). The check reads the image
-  header only, before any pixel data is decoded.
+  ``max_pixels`` (the decompression-bomb guard), or a decode that would need
+  more than ``max_decode_bytes`` of memory. Both checks read the image header
+  only, before any pixel data is decoded.
+
+Only the Pillow plugins of :data:`DECODED_FORMATS` ever parse the bytes
+(``Image.open(..., formats=DECODED_FORMATS)``); every other plugin is at most
+asked whether the first 16 bytes carry its signature, to name the refused
+format in the message. This module is the only place in lime-spark that
+decodes an image file: the report's thumbnails go through
+:func:`decode_image` too.
 
 Conversions applied by :func:`decode_image`, in this order:
 
 1. First frame only for animated GIF / WebP / APNG and multi-page TIFF.
-2. EXIF orientation applied (:func:`PIL.ImageOps.exif_transpose`); an
-   unreadable EXIF block leaves the stored orientation.
-3. Transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``,
+2. Transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``,
    palette or ``tRNS`` transparency) is composited over a **white**
    background, so a fully transparent pixel becomes ``(255, 255, 255)``.
-4. 16-bit grayscale (``I;16`` and its variants) is divided by 257, which maps
+3. 16-bit grayscale (``I;16`` and its variants) is divided by 257, which maps
    0..65535 exactly onto 0..255. 32-bit integer (``I``) and float (``F``)
    grayscale is used as is when every value lies in 0..255; otherwise its
    actual range ``[min, max]`` is stretched linearly to 0..255. ``NaN``
    becomes 0 and infinities saturate.
-5. Every other mode (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``,
+4. Every other mode (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``,
    ``HSV``, ...) goes through Pillow's ``convert("RGB")``. Embedded ICC
    profiles are not applied.
+5. EXIF orientation applied (as :func:`PIL.ImageOps.exif_transpose` would);
+   an unreadable EXIF block leaves the stored orientation.
+
+Steps 2-4 run on strips of about a million pixels, written into the output
+array, so decoding holds Pillow's decoded frame, the output and one strip's
+temporaries: see :func:`decode_image` for the memory this takes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import re
+import threading
 import warnings
+from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
-import fsspec
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ._validation import check_int, check_one_of
 from .exceptions import (
@@ -52,11 +68,13 @@ from .exceptions import (
     ImageTooLargeError,
     InvalidImageError,
     LimeSparkError,
-    StorageError,
     UnsupportedImageError,
 )
+from .storage import DEFAULT_MAX_BYTES, read_bytes
 
 __all__ = [
+    "DECODED_FORMATS",
+    "DEFAULT_MAX_DECODE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "decode_image",
     "to_rgb_array",
@@ -69,6 +87,30 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS: int = 89_478_485
 """Default decompression-bomb limit in pixels: Pillow's own default."""
 
+DEFAULT_MAX_DECODE_BYTES: int = 1 << 30
+"""Default memory budget of one decode in bytes (1 GiB).
+
+Every image up to :data:`DEFAULT_MAX_PIXELS` (89 megapixels) whose codec
+decodes in place fits: at most 7 bytes per pixel plus one strip, 670 MB
+(PNG, baseline JPEG, TIFF, GIF, BMP, ...; any mode). What the budget refuses
+at its default are decodes whose codec holds the whole image once more:
+progressive JPEGs with full-resolution colour above about 80 megapixels,
+JPEG 2000 above about 55, WebP above about 60 and AVIF above about 80.
+"""
+
+DECODED_FORMATS: tuple[str, ...] = (
+    "AVIF", "BLP", "BMP", "DIB", "PCX", "DDS", "GIF", "PNG", "JPEG2000", "ICNS", "ICO", "IM",
+    "JPEG", "TIFF", "MSP", "PPM", "QOI", "SGI", "SPIDER", "TGA", "WEBP", "XBM",
+)
+"""The Pillow formats :func:`decode_image` decodes, in the order Pillow tries them.
+
+Every format Pillow both writes and reads, except EPS (JPEG covers MPO,
+PPM covers PBM/PGM/PNM, ICO and ICNS their embedded PNG/JPEG 2000 images).
+No other Pillow plugin parses the bytes: PostScript needs Ghostscript, and
+read-only plugins (PSD, FITS, XPM, WMF, ...) are code lime-spark's tests
+never run.
+"""
+
 #: Resampling filters accepted by :func:`resize_image`.
 _RESAMPLING: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
@@ -78,7 +120,7 @@ _RESAMPLING: dict[str, Image.Resampling] = {
     "area": Image.Resampling.BOX,
 }
 
-#: Formats Pillow can identify but that lime-spark refuses to decode, with why.
+#: Why some formats outside DECODED_FORMATS are refused (others: not in the allow-list).
 _REFUSED_FORMATS: dict[str, str] = {
     "EPS": "decoding PostScript runs Ghostscript on untrusted input",
 }
@@ -98,7 +140,36 @@ _UNSUPPORTED_PATTERN = re.compile(
 
 _EXIF_ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255, 255)
-_N_PREVIEW_BYTES = 16
+_JSON_START = re.compile(r'[\[{]\s*(?:["{\[\]}0-9-]|true|false|null|$)')
+_N_SIGNATURE_BYTES = 16      # what Pillow's plugins look at to identify a format
+_N_SNIFF_BYTES = 512         # what _describe_bytes looks at (never quoted)
+
+#: Pixels per conversion strip; one strip's temporaries are at most
+#: _STRIP_BYTES_PER_PIXEL bytes per pixel (a few RGBA copies while compositing).
+_STRIP_PIXELS = 1 << 20
+_STRIP_BYTES_PER_PIXEL = 40
+_RGB_BYTES_PER_PIXEL = 3
+
+#: Extra bytes per pixel (of the full-size frame) that a codec holds while decoding.
+#: (Measured on 16-megapixel files, rounded up; JPEG and JPEG 2000: see _codec_bytes.)
+_CODEC_BYTES_PER_PIXEL: dict[str, int] = {
+    "WEBP": 10,           # libwebp's RGBA canvas, and the RGBA frame handed to Pillow as bytes
+    "AVIF": 6,            # libavif's YUV planes (16-bit for 10/12-bit files)
+}
+
+#: Signatures of common non-image files, for messages (the bytes are never quoted).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"PAR1", "a Parquet file"),
+    (b"-----BEGIN ", "a PEM key or certificate"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
 
 
 # --------------------------------------------------------------------------
@@ -107,21 +178,42 @@ _N_PREVIEW_BYTES = 16
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+    reduce_to: int | None = None,
 ) -> NDArray[np.uint8]:
     """Decode encoded image bytes into an RGB array.
 
     Parameters
     ----------
     data : bytes
-        The encoded file (any format Pillow reads: JPEG, PNG, GIF, WebP,
-        TIFF, BMP, ...). ``bytearray`` and ``memoryview`` are accepted too.
+        The encoded file, in one of :data:`DECODED_FORMATS` (JPEG, PNG, GIF,
+        WebP, TIFF, BMP, ...). ``bytearray`` and ``memoryview`` are accepted
+        too.
     max_pixels : int, default=DEFAULT_MAX_PIXELS
         Largest accepted ``width * height``, checked from the header before
         any pixel data is decoded. Pillow's own hard limit
         (``2 * PIL.Image.MAX_IMAGE_PIXELS``) still applies on top of it: a
         larger ``max_pixels`` only takes effect if the process raised that
         global itself. Pillow's ``DecompressionBombWarning`` is never emitted.
+    max_decode_bytes : int, default=DEFAULT_MAX_DECODE_BYTES
+        Memory budget of the decode (1 GiB), checked from the header before
+        any pixel data is decoded against an estimate of the peak: Pillow's
+        frame (1, 2 or 4 bytes per pixel by mode), the RGB output (3 bytes per
+        pixel, twice while an EXIF rotation is applied), one conversion strip,
+        and the codec's own buffers (a progressive JPEG's coefficients, 2
+        bytes per sample; JPEG 2000 4 bytes per sample; WebP 10, AVIF 6 bytes
+        per pixel).
+    reduce_to : int, optional
+        Decode at a reduced scale when the caller shrinks the image to about
+        this many pixels anyway (thumbnails): JPEGs are decoded at 1/2, 1/4 or
+        1/8 scale (DCT scaling: the full-size frame never exists) and every
+        image is then box-averaged by an integer factor, in both cases only as
+        far as both sides stay at least ``reduce_to`` pixels. ``max_pixels``
+        still applies to the full size; memory is estimated for what is
+        decoded.
 
     Returns
     -------
@@ -134,22 +226,26 @@ def decode_image(
     ------
     InvalidImageError
         ``data`` is not bytes, is empty, is not an image, is truncated or
-        corrupt, or has a zero width or height.
+        corrupt, or has a zero width or height. The message gives the length
+        and the kind of bytes (text, HTML, JSON, PDF, ...), never the bytes.
     UnsupportedImageError
-        Pillow identifies the format but cannot, or lime-spark will not,
-        decode it.
+        The bytes are of a format outside :data:`DECODED_FORMATS` (EPS,
+        PSD, ...), or Pillow identifies the format but cannot decode it.
     ImageTooLargeError
-        The image has more than ``max_pixels`` pixels.
+        The image has more than ``max_pixels`` pixels, or its decode would
+        need more than ``max_decode_bytes``.
     ConfigurationError
-        ``max_pixels`` is not a positive integer.
+        ``max_pixels``, ``max_decode_bytes`` or ``reduce_to`` is not a
+        positive integer.
 
     Notes
     -----
     Pillow's warnings (the decompression-bomb warning, and remarks on
     damaged but decodable files such as "Corrupt EXIF data") are silenced
     with :func:`warnings.catch_warnings`, which swaps the process-wide
-    warning filters for the duration of the call (not thread-safe before Python
-    3.14; Python workers in Spark are single-threaded processes).
+    warning filters while any thread is decoding: threads that decode at
+    once (the report's) share one such context, entered by the first and
+    left by the last, so the filters are restored exactly once.
     ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is never set, so truncated files
     raise rather than decode to grey.
 
@@ -165,14 +261,12 @@ def decode_image(
     """
     buffer = _check_bytes(data)
     max_pixels = check_int("max_pixels", max_pixels, minimum=1)
+    max_decode_bytes = check_int("max_decode_bytes", max_decode_bytes, minimum=1)
+    if reduce_to is not None:
+        reduce_to = check_int("reduce_to", reduce_to, minimum=1)
     try:
-        with warnings.catch_warnings():
-            # Our own max_pixels check replaces Pillow's warning threshold.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # Remarks on damaged but decodable files ("Corrupt EXIF data"):
-            # the image either decodes or raises, so they are noise here.
-            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-            return _decode(buffer, max_pixels)
+        with _pillow_warnings_silenced():
+            return _decode(buffer, max_pixels, max_decode_bytes, reduce_to)
     except LimeSparkError:
         raise
     except MemoryError:
@@ -184,10 +278,7 @@ def decode_image(
             f"Pillow refused as a decompression bomb ({exc})"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImageError(
-            "Expected bytes of an image format Pillow can identify. "
-            f"Received: {_describe_bytes(buffer)}"
-        ) from exc
+        raise _unidentified_error(buffer) from exc
     except Exception as exc:  # untrusted bytes: any parser error is the data's
         raise _classify_decode_error(exc, buffer) from exc
 
@@ -316,7 +407,13 @@ default="bilinear"
     return _writable_array(resized)
 
 
-def load_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np.uint8]:
+def load_image(
+    path: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> NDArray[np.uint8]:
     """Read an image from any fsspec URI and decode it with :func:`decode_image`.
 
     Parameters
@@ -326,6 +423,11 @@ def load_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np
         ``memory://``, ...).
     max_pixels : int, default=DEFAULT_MAX_PIXELS
         Decompression-bomb limit, see :func:`decode_image`.
+    max_decode_bytes : int, default=DEFAULT_MAX_DECODE_BYTES
+        Memory budget of the decode, see :func:`decode_image`.
+    max_bytes : int, default=lime_spark.storage.DEFAULT_MAX_BYTES
+        Largest file read (256 MiB), see :func:`lime_spark.storage.read_bytes`,
+        which reads the file (retrying transient errors).
 
     Returns
     -------
@@ -335,12 +437,15 @@ def load_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np
     Raises
     ------
     StorageError
-        The path does not exist, is a directory, or cannot be read. The
-        message names the path.
-    InvalidImageError, UnsupportedImageError, ImageTooLargeError
+        The path does not exist, is a directory or another non-regular file
+        (a FIFO, a device), or cannot be read. The message names the path.
+    ImageTooLargeError
+        The file has more than ``max_bytes`` bytes, or as :func:`decode_image`.
+    InvalidImageError, UnsupportedImageError
         As :func:`decode_image`, with the path prefixed to the message.
     ConfigurationError
-        ``path`` is not a string or path-like object.
+        ``path`` is not a string or path-like object, or a limit is not a
+        positive integer.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigurationError(
@@ -348,9 +453,9 @@ def load_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np
             f"path={path!r} of type {type(path).__name__}"
         )
     path = os.fspath(path)
-    data = _read_bytes(path)
+    data = read_bytes(path, max_bytes=max_bytes)
     try:
-        return decode_image(data, max_pixels=max_pixels)
+        return decode_image(data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes)
     except InvalidImageError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
 
@@ -385,24 +490,79 @@ def _check_size(size: Any) -> tuple[int, int]:
     return height, width
 
 
-def _describe_bytes(buffer: bytes | bytearray | memoryview) -> str:
-    """Describe bytes for an error message: length, first bytes, a hint."""
-    head = bytes(buffer[:_N_PREVIEW_BYTES])
-    text = f"{len(buffer)} bytes starting with {head!r}"
-    stripped = head.lstrip().lower()
-    if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
-        text += " (looks like HTML/XML text)"
-    elif stripped.startswith((b"{", b"[")):
-        text += " (looks like JSON text)"
-    else:
-        try:
-            decoded = head.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            if decoded.isprintable() or decoded.strip().isprintable():
-                text += " (looks like text)"
+def _describe_bytes(buffer: bytes | bytearray | memoryview, image_format: str | None = None) -> str:
+    """Length and kind of bytes for an error message, never the bytes themselves.
+
+    The bytes may be any file the input names (a key, a configuration with
+    passwords), and error messages end up in tables and logs: only the length
+    and a recognised kind are told ("1234 bytes of a PNG image", "63 bytes
+    (looks like HTML/XML text)").
+    """
+    size = f"{len(buffer)} bytes"
+    if image_format:
+        return f"{size} of a {image_format} image"
+    return f"{size} ({_sniff(bytes(buffer[:_N_SNIFF_BYTES]))})"
+
+
+def _sniff(head: bytes) -> str:
+    """What the first bytes of a file that is no decodable image look like."""
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return f"looks like {kind}"
+    text = _as_text(head)
+    if text is None:
+        return "binary data without a known image signature"
+    stripped = text.lstrip().lower()
+    if stripped.startswith(("<!doctype html", "<html", "<?xml", "<")):
+        return "looks like HTML/XML text"
+    if _JSON_START.match(stripped):
+        return "looks like JSON text"
+    if stripped.startswith(("%!ps", "%!")):
+        return "looks like PostScript text"
+    return "looks like text"
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` decoded as UTF-8 when it is printable text (a cut last character allowed)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return None
+        text = head[:exc.start].decode("utf-8")
+    if not text.strip() or not all(ch.isprintable() or ch in "\t\n\r\f" for ch in text):
+        return None
     return text
+
+
+_silence_lock = threading.Lock()
+_silence_users = 0
+_silence_context: Any = None
+
+
+@contextlib.contextmanager
+def _pillow_warnings_silenced() -> Iterator[None]:
+    """Silence Pillow's warnings while any thread decodes (one shared catch_warnings)."""
+    global _silence_users, _silence_context
+    with _silence_lock:
+        if _silence_users == 0:
+            context = warnings.catch_warnings()
+            context.__enter__()
+            # Our own max_pixels check replaces Pillow's warning threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Remarks on damaged but decodable files ("Corrupt EXIF data"):
+            # the image either decodes or raises, so they are noise here.
+            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+            _silence_context = context
+        _silence_users += 1
+    try:
+        yield
+    finally:
+        with _silence_lock:
+            _silence_users -= 1
+            if _silence_users == 0:
+                _silence_context.__exit__(None, None, None)
+                _silence_context = None
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int, image_format: str | None) -> None:
@@ -421,47 +581,224 @@ def _check_pixels(size: tuple[int, int], max_pixels: int, image_format: str | No
         )
 
 
-def _decode(buffer: bytes | bytearray | memoryview, max_pixels: int) -> NDArray[np.uint8]:
-    """Open lazily, check the header, then decode frame 0 into RGB."""
-    with Image.open(io.BytesIO(buffer)) as im:
+@lru_cache(maxsize=1)
+def _refused_signatures() -> tuple[tuple[str, Any], ...]:
+    """(format, accept) of the Pillow plugins outside DECODED_FORMATS that check a signature."""
+    Image.init()
+    return tuple((name, Image.OPEN[name][1]) for name in Image.ID
+                 if name not in DECODED_FORMATS and Image.OPEN[name][1] is not None)
+
+
+def _refused_format(buffer: bytes | bytearray | memoryview) -> str | None:
+    """The refused Pillow format whose signature the bytes carry, if any.
+
+    Only the plugins' signature checks see the bytes (their ``_accept`` on the
+    first 16 bytes); none of them opens or decodes anything.
+    """
+    prefix = bytes(buffer[:_N_SIGNATURE_BYTES])
+    for name, accept in _refused_signatures():
+        try:
+            if _accepted(accept(prefix)):
+                return name
+        except Exception:  # noqa: BLE001 - a signature check that fails is no match
+            continue
+    return None
+
+
+def _accepted(result: Any) -> bool:
+    """Whether a Pillow plugin's signature check matched (a str is a warning, no match)."""
+    return bool(result) and not isinstance(result, str)
+
+
+def _unidentified_error(buffer: bytes | bytearray | memoryview) -> InvalidImageError:
+    """The error for bytes none of the DECODED_FORMATS plugins identified."""
+    refused = _refused_format(buffer)
+    if refused is not None:
+        why = _REFUSED_FORMATS.get(
+            refused, "lime-spark decodes only " + ", ".join(DECODED_FORMATS))
+        return UnsupportedImageError(
+            f"Expected an image format lime-spark decodes. Received: {len(buffer)} bytes "
+            f"with the signature of {refused} ({why}); convert the file to PNG or JPEG"
+        )
+    return InvalidImageError(
+        "Expected bytes of an image format Pillow can identify. "
+        f"Received: {_describe_bytes(buffer)}, which is not an image file; replace the file"
+    )
+
+
+@lru_cache(maxsize=1)
+def _open_formats() -> list[str]:
+    """DECODED_FORMATS as the list ``Image.open`` takes (plugins registered first)."""
+    Image.init()
+    return [name for name in DECODED_FORMATS if name in Image.OPEN]
+
+
+def _decode(buffer: bytes | bytearray | memoryview, max_pixels: int, max_decode_bytes: int,
+            reduce_to: int | None) -> NDArray[np.uint8]:
+    """Open with the allowed plugins only, check the header, then decode frame 0 into RGB."""
+    with Image.open(io.BytesIO(buffer), formats=_open_formats()) as im:
         image_format = im.format
-        if image_format in _REFUSED_FORMATS:
-            raise UnsupportedImageError(
-                "Expected an image format lime-spark decodes. Received: "
-                f"{image_format} ({_REFUSED_FORMATS[image_format]}), "
-                f"{_describe_bytes(buffer)}"
-            )
-        # Image.open read the header only: size is known, pixels are not decoded.
-        _check_pixels(im.size, max_pixels, image_format)
-        im.load()
-        # Some plugins (ICO, ICNS, JPEG 2000) settle the size while loading.
-        _check_pixels(im.size, max_pixels, image_format)
-        oriented = _apply_exif_orientation(im)
-        return _pil_to_rgb(oriented)
+        try:
+            if image_format not in DECODED_FORMATS and image_format != "MPO":
+                # a plugin of DECODED_FORMATS that handed over to another one
+                raise UnsupportedImageError(
+                    "Expected an image format lime-spark decodes. Received: "
+                    f"{_describe_bytes(buffer, image_format)}; convert the file to PNG or JPEG"
+                )
+            # Image.open read the header only: size is known, pixels are not decoded.
+            _check_pixels(im.size, max_pixels, image_format)
+            full_size = im.size
+            if reduce_to is not None and image_format in ("JPEG", "MPO"):
+                im.draft(None, (reduce_to, reduce_to))     # DCT scaling: 1/2, 1/4 or 1/8
+            _check_memory(im, full_size, _reduction(im.size, reduce_to), max_decode_bytes)
+            im.load()
+            # Some plugins (ICO, ICNS, JPEG 2000) settle the size while loading.
+            _check_pixels(im.size, max_pixels, image_format)
+            factor = _reduction(im.size, reduce_to)
+            _check_memory(im, im.size, factor, max_decode_bytes)
+            orientation = _exif_orientation(im)
+            rgb = _pil_to_rgb(im, factor)
+        except (LimeSparkError, MemoryError, Image.DecompressionBombError):
+            raise
+        except Exception as exc:  # untrusted bytes: any parser error is the data's
+            raise _classify_decode_error(exc, buffer, image_format) from exc
+    return _apply_orientation(rgb, orientation)
 
 
-def _apply_exif_orientation(im: Image.Image) -> Image.Image:
-    """Return ``im`` rotated/flipped by its EXIF orientation (``im`` itself if none)."""
+def _reduction(size: tuple[int, int], reduce_to: int | None) -> int:
+    """Integer box-reduction factor keeping both sides at least ``reduce_to`` (1: none)."""
+    if reduce_to is None:
+        return 1
+    return max(1, min(size) // reduce_to)
+
+
+def _storage_bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel of Pillow's in-memory image of ``mode``."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith(("I;16", "BGR;15", "BGR;16")):
+        return 2
+    return 4      # RGB is stored as 4 bytes too; so are LA, PA, I, F, CMYK, ...
+
+
+def _decode_bytes(im: Image.Image, full_size: tuple[int, int], factor: int) -> int:
+    """Estimated peak bytes of decoding ``im`` (opened, not loaded) at ``factor``.
+
+    Pillow's frame, plus the larger of the output (with one conversion strip)
+    and two outputs (an EXIF rotation's copy, after the frame is released),
+    plus the codec's own buffers for the full-size frame.
+    """
+    width, height = im.size
+    pixels = width * height
+    out_pixels = -(-width // factor) * -(-height // factor)
+    rows = _strip_rows(width, height, factor)
+    output = max(out_pixels * _RGB_BYTES_PER_PIXEL + rows * width * _STRIP_BYTES_PER_PIXEL,
+                 2 * out_pixels * _RGB_BYTES_PER_PIXEL - pixels * _storage_bytes_per_pixel(im.mode))
+    return pixels * _storage_bytes_per_pixel(im.mode) + max(output, 0) + _codec_bytes(im, full_size)
+
+
+def _codec_bytes(im: Image.Image, full_size: tuple[int, int]) -> int:
+    """Bytes a codec holds besides Pillow's frame while decoding ``im``."""
+    pixels = full_size[0] * full_size[1]
+    if im.format in ("JPEG", "MPO") and im.info.get("progressive"):
+        # libjpeg keeps every DCT coefficient (2 bytes) of every component
+        layers = getattr(im, "layer", None) or []
+        h_max = max((layer[1] for layer in layers), default=1) or 1
+        v_max = max((layer[2] for layer in layers), default=1) or 1
+        samples = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max) or 3
+        return int(2 * samples * pixels)
+    if im.format == "JPEG2000":
+        return 4 * len(im.getbands()) * pixels
+    return _CODEC_BYTES_PER_PIXEL.get(im.format or "", 0) * pixels
+
+
+def _check_memory(im: Image.Image, full_size: tuple[int, int], factor: int, budget: int) -> None:
+    """Raise ImageTooLargeError when decoding ``im`` would need more than ``budget`` bytes."""
+    needed = _decode_bytes(im, full_size, factor)
+    if needed > budget:
+        width, height = full_size
+        raise ImageTooLargeError(
+            f"Expected an image that decodes within max_decode_bytes={budget} bytes "
+            f"({_mib(budget)}). Received: a {im.format} image of {width}x{height} pixels in "
+            f"mode {im.mode}, whose decode needs about {needed} bytes ({_mib(needed)}); "
+            "raise max_decode_bytes (--max-decode-bytes) if the workers have the memory, "
+            "or lower max_pixels to refuse such images from their size"
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) of a loaded image; 1 when absent or unreadable."""
     try:
         orientation = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        if orientation in (2, 3, 4, 5, 6, 7, 8):
-            return ImageOps.exif_transpose(im)
     except MemoryError:
         raise
     except Exception as exc:  # a corrupt EXIF block must not lose the pixels
         logger.debug("Ignoring unreadable EXIF orientation: %r", exc)
-    return im
+        return 1
+    return orientation if orientation in (2, 3, 4, 5, 6, 7, 8) else 1
 
 
-def _pil_to_rgb(im: Image.Image) -> NDArray[np.uint8]:
-    """Convert a loaded Pillow image of any mode to (height, width, 3) uint8."""
+#: EXIF orientation -> the view of the stored pixels that shows the image upright.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],                        # mirrored
+    3: lambda a: a[::-1, ::-1],                     # rotated 180
+    4: lambda a: a[::-1],                           # flipped
+    5: lambda a: a.transpose(1, 0, 2),              # transposed
+    6: lambda a: np.rot90(a, -1),                   # rotated 90 clockwise
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # transversed
+    8: lambda a: np.rot90(a, 1),                    # rotated 90 counter-clockwise
+}
+
+
+def _apply_orientation(rgb: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+    """``rgb`` as displayed for EXIF ``orientation`` (Pillow's exif_transpose), C-contiguous."""
+    if orientation not in _ORIENT:
+        return rgb
+    return np.ascontiguousarray(_ORIENT[orientation](rgb))
+
+
+def _strip_rows(width: int, height: int, factor: int) -> int:
+    """Rows per conversion strip: about _STRIP_PIXELS pixels, a multiple of ``factor``."""
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    rows = -(-rows // factor) * factor
+    return min(rows, -(-height // factor) * factor)
+
+
+def _pil_to_rgb(im: Image.Image, factor: int = 1) -> NDArray[np.uint8]:
+    """Convert a loaded Pillow image of any mode to (height, width, 3) uint8.
+
+    Converts strips of :func:`_strip_rows` rows into one preallocated output,
+    so the conversion's temporaries (RGBA copies, float arrays) exist for one
+    strip at a time; with ``factor`` > 1 each strip is box-averaged by that
+    factor (``Image.reduce``) before it is stored.
+    """
+    width, height = im.size
+    rows = _strip_rows(width, height, factor)
+    out = np.empty((-(-height // factor), -(-width // factor), 3), dtype=np.uint8)
+    value_range = _value_range(im, rows) if im.mode in ("I", "F") else None
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        strip = im if (top, bottom) == (0, height) else im.crop((0, top, width, bottom))
+        rgb = _strip_to_rgb(strip, value_range)
+        if factor > 1:
+            rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
+        out[top // factor:top // factor + rgb.shape[0]] = rgb
+    return out
+
+
+def _strip_to_rgb(im: Image.Image, value_range: tuple[float, float] | None) -> NDArray[np.uint8]:
+    """Convert one strip (or a whole small image) of any mode to RGB."""
     mode = im.mode
     if mode.startswith("I;16"):
         gray = np.asarray(im).astype(np.float32)
         # Division by 257 maps 0..65535 exactly onto 0..255.
         return _gray_to_rgb(np.rint(gray / 257.0).astype(np.uint8))
     if mode in ("I", "F"):
-        return _gray_to_rgb(_scale_to_uint8(np.asarray(im)))
+        return _gray_to_rgb(_scale_to_uint8(np.asarray(im), value_range))
     if mode in _PREMULTIPLIED_MODES:
         # Pillow converts La only to LA; both unpremultiply before compositing.
         im = im.convert("LA" if mode == "La" else "RGBA")
@@ -469,10 +806,10 @@ def _pil_to_rgb(im: Image.Image) -> NDArray[np.uint8]:
     if mode in _ALPHA_MODES or _has_transparency(im):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, _WHITE)
-        return _writable_array(Image.alpha_composite(white, rgba).convert("RGB"))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
     if mode != "RGB":
         im = im.convert("RGB")
-    return _writable_array(im)
+    return np.asarray(im)
 
 
 def _has_transparency(im: Image.Image) -> bool:
@@ -487,20 +824,30 @@ def _has_transparency(im: Image.Image) -> bool:
         return "transparency" in im.info
 
 
-def _scale_to_uint8(values: NDArray[Any]) -> NDArray[np.uint8]:
-    """Map 32-bit integer or float pixels onto 0..255.
+def _value_range(im: Image.Image, rows: int) -> tuple[float, float] | None:
+    """Finite ``(min, max)`` of an ``I`` or ``F`` image, strip by strip (None: none finite)."""
+    width, height = im.size
+    low, high = np.inf, -np.inf
+    for top in range(0, height, rows):
+        values = np.asarray(im.crop((0, top, width, min(height, top + rows))))
+        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    return None if low > high else (low, high)
 
-    Values already within [0, 255] are rounded as they are; otherwise the
-    finite range ``[min, max]`` is stretched linearly to [0, 255]. ``NaN``
-    becomes 0, infinities saturate.
+
+def _scale_to_uint8(values: NDArray[Any],
+                    value_range: tuple[float, float] | None) -> NDArray[np.uint8]:
+    """Map 32-bit integer or float pixels onto 0..255, given the image's finite range.
+
+    Values are rounded as they are when the whole image lies within [0, 255];
+    otherwise its finite range ``[min, max]`` is stretched linearly to
+    [0, 255]. ``NaN`` becomes 0, infinities saturate.
     """
-    finite = np.isfinite(values)
-    if not finite.any():
+    if value_range is None:
         scaled = np.zeros(values.shape, dtype=np.float32)
     else:
-        all_finite = bool(finite.all())
-        low = float(values.min() if all_finite else values[finite].min())
-        high = float(values.max() if all_finite else values[finite].max())
+        low, high = value_range
         scaled = values.astype(np.float32)
         if (low < 0.0 or high > 255.0) and high > low:
             scaled -= np.float32(low)
@@ -523,51 +870,33 @@ def _writable_array(im: Image.Image) -> NDArray[np.uint8]:
     return array
 
 
-def _classify_decode_error(exc: Exception, buffer: bytes | bytearray | memoryview) -> InvalidImageError:
+def _classify_decode_error(exc: Exception, buffer: bytes | bytearray | memoryview,
+                           image_format: str | None = None) -> InvalidImageError:
     """Map an exception raised by Pillow to InvalidImageError or UnsupportedImageError."""
     detail = f"{type(exc).__name__}: {exc}"
+    image_format = image_format or _identified_format(buffer)
     if isinstance(exc, NotImplementedError) or _UNSUPPORTED_PATTERN.search(str(exc)):
         return UnsupportedImageError(
             "Expected an image Pillow can decode. Received: "
-            f"{_describe_bytes(buffer)}, which Pillow identifies but cannot "
-            f"decode ({detail})"
+            f"{_describe_bytes(buffer, image_format)}, which Pillow identifies but cannot "
+            f"decode ({detail}); convert the file to PNG or JPEG"
         )
     return InvalidImageError(
         "Expected a complete, well-formed image. Received: "
-        f"{_describe_bytes(buffer)}, which failed to decode ({detail})"
+        f"{_describe_bytes(buffer, image_format)}, which failed to decode ({detail}); "
+        "replace the file"
     )
 
 
-def _read_bytes(path: str) -> bytes:
-    """Read the whole object at ``path`` with fsspec, raising StorageError."""
-    try:
-        opened = fsspec.open(path, "rb")
-    except Exception as exc:  # unknown protocol, missing filesystem package, ...
-        raise StorageError(f"Cannot open {path!r}: {type(exc).__name__}: {exc}") from exc
-    try:
-        with opened as stream:
-            return stream.read()
-    except IsADirectoryError as exc:
-        raise StorageError(
-            f"Expected path to be a file. Received: {path!r}, which is a directory"
-        ) from exc
-    except FileNotFoundError as exc:
-        if _is_directory(opened):
-            raise StorageError(
-                f"Expected path to be a file. Received: {path!r}, which is a directory"
-            ) from exc
-        raise StorageError(
-            f"Expected path to exist. Received: {path!r}, which was not found"
-        ) from exc
-    except OSError as exc:
-        raise StorageError(
-            f"Cannot read {path!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _is_directory(opened: Any) -> bool:
-    """Whether an fsspec OpenFile points at a directory (False if unknown)."""
-    try:
-        return bool(opened.fs.isdir(opened.path))
-    except Exception:  # only refines an error message; never raise from here
-        return False
+def _identified_format(buffer: bytes | bytearray | memoryview) -> str | None:
+    """The DECODED_FORMATS plugin whose signature the bytes carry (for messages), if any."""
+    prefix = bytes(buffer[:_N_SIGNATURE_BYTES])
+    Image.init()
+    for name in _open_formats():
+        accept = Image.OPEN[name][1]
+        try:
+            if accept is not None and _accepted(accept(prefix)):
+                return name
+        except Exception:  # noqa: BLE001 - a signature check that fails is no match
+            continue
+    return None

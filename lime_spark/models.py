@@ -94,6 +94,12 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def model_is_file(model: str) -> bool:
+    """Whether ``model`` names a file (any URI) rather than a keras.applications name."""
+    return ("://" in model or model.endswith((".keras", ".h5", ".hdf5"))
+            or os.sep in model or os.path.exists(model))
+
+
 def _applications() -> dict[str, tuple[Callable, str]]:
     """Normalised application name -> (constructor, preprocessing module name)."""
     import keras
@@ -553,8 +559,7 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
 
     apps = _applications()
     norm = _norm(model)
-    looks_like_file = ("://" in model or model.endswith((".keras", ".h5", ".hdf5"))
-                       or os.sep in model or os.path.exists(model))
+    looks_like_file = model_is_file(model)
     with tempfile.TemporaryDirectory(prefix="lime-spark-model-") as tmp:
         if not looks_like_file and norm in apps:
             constructor, module = apps[norm]

@@ -5,7 +5,10 @@
 fsspec (any URI the job writes to), writes small JPEG thumbnails of each
 image's original, superpixels and label overlays under
 ``report/run_id=R/thumbs/`` and one self-contained ``index.html`` beside
-them:
+them.  Thumbnails are decoded by :func:`lime_spark.images.decode_image`, the
+job's own decoder (the same allowed formats, memory budget and EXIF and
+transparency rules); the original of an image the job could not explain is
+never read again.  The page has:
 
 * a summary: images, errors by class, median explanation fit, time, the
   distribution of fits, the most frequent predictions and confusions;
@@ -41,7 +44,6 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -51,10 +53,21 @@ from typing import Any
 from urllib.parse import quote
 
 from ._validation import check_int
-from .exceptions import ConfigurationError, StorageError
-from .storage import exists, filesystem, join_uri, read_bytes, remove_tree, safe_key, write_bytes
+from .exceptions import ConfigurationError, ImageTooLargeError, StorageError
+from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image
+from .storage import (
+    DEFAULT_MAX_BYTES,
+    exists,
+    filesystem,
+    join_uri,
+    read_bytes,
+    remove_tree,
+    safe_key,
+    write_bytes,
+)
 
-__all__ = ["add_arguments", "run", "write_report", "THUMBNAIL_SIDE", "PAGE_SIZE"]
+__all__ = ["add_arguments", "run", "write_report", "THUMBNAIL_SIDE", "PAGE_SIZE",
+           "DEFAULT_MEMORY_BUDGET"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +77,15 @@ THUMBNAIL_SIDE = 192
 PAGE_SIZE = 50
 """Default number of cards per page."""
 
+DEFAULT_MEMORY_BUDGET = 2 << 30
+"""Default memory the report's thumbnail threads may hold at once: 2 GiB (at most 1/4 of RAM)."""
+
+THREAD_BUDGET = 256 << 20
+"""Least memory one thumbnail thread gets (256 MiB): threads = budget // this, at most."""
+
 _JPEG_QUALITY = 82
 _MAX_MESSAGE = 600        # characters of an error message kept in the page
 _MAX_PATH = 400           # characters of an image path kept in the page
-_DEFAULT_MAX_PIXELS = 89_478_485
 _IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class",
                   "error_message", "width", "height", "n_superpixels", "n_samples",
                   "top_label", "top_label_name", "top_prob", "seconds", "model_name",
@@ -75,8 +93,6 @@ _IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class",
 _EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_prob",
                         "model_r2", "deletion_auc", "insertion_auc", "overlay_uri")
 _FEATURE_COLUMNS = ("image_id", "label", "feature_weight", "pixel_count")
-_NO_PREVIEW_ERRORS = ("ImageTooLargeError", "StorageError")   # not worth reading again
-_FALLBACK_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------
@@ -246,9 +262,10 @@ def _build_images(root: str, run_id: str, images: Any, explanations: Any,
             record["em"] = _text(row["error_message"], _MAX_MESSAGE)
         image = _Image(record, key)
         path = _text(row["path"])
-        if path and record.get("ec") not in _NO_PREVIEW_ERRORS:
-            image.sources["original"] = path
         if status == "ok":
+            # an error row's original is never read: decoding may be what refused it
+            if path:
+                image.sources["original"] = path
             overlays = join_uri(root, "overlays", run, key)
             if any(_text(lab["overlay_uri"]) for lab in labels):
                 image.sources["segments"] = join_uri(overlays, "segments.png")
@@ -273,7 +290,7 @@ def _outline_colours() -> tuple[tuple[int, int, int], ...]:
 
 
 def _shrink(rgb: Any, side: int, outlines: Sequence[tuple[int, int, int]]) -> Any:
-    """Resize a Pillow RGB image to fit ``side``, keeping thin outlines visible.
+    """Resize an RGB array to a Pillow image that fits ``side``, keeping thin outlines visible.
 
     Pixels of exactly an ``outlines`` colour (the overlays' lines) are found
     at full size and painted again after resizing wherever they covered at
@@ -283,17 +300,17 @@ def _shrink(rgb: Any, side: int, outlines: Sequence[tuple[int, int, int]]) -> An
     import numpy as np
     from PIL import Image
 
-    small = rgb.copy()
+    small = Image.fromarray(rgb)
+    full_size = small.size
     small.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    if not outlines or small.size == rgb.size:
+    if not outlines or small.size == full_size:
         return small
-    full = np.asarray(rgb)
     out = None
     for colour in outlines:
         red, green, blue = colour
-        mask = full[..., 1] == green          # one channel first: 3x cheaper than np.all
-        mask &= full[..., 0] == red
-        mask &= full[..., 2] == blue
+        mask = rgb[..., 1] == green           # one channel first: 3x cheaper than np.all
+        mask &= rgb[..., 0] == red
+        mask &= rgb[..., 2] == blue
         if not mask.any():
             continue
         coverage = Image.fromarray(mask.astype(np.uint8) * 255).resize(
@@ -304,54 +321,86 @@ def _shrink(rgb: Any, side: int, outlines: Sequence[tuple[int, int, int]]) -> An
     return small if out is None else Image.fromarray(out)
 
 
-def _thumbnail_jpeg(data: bytes, side: int, max_pixels: int,
+def _thumbnail_jpeg(data: bytes, side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
                     outlines: Sequence[tuple[int, int, int]] = ()) -> bytes:
     """A JPEG whose longest side is at most ``side``, from encoded image bytes.
 
-    Fast path with Pillow (JPEG ``draft`` decodes at 1/2..1/8 scale);
-    unusual modes (16-bit, float, ...) go through :func:`lime_spark.images.decode_image`.
-    Pixels of an ``outlines`` colour stay visible (:func:`_shrink`).
+    Decoded by :func:`lime_spark.images.decode_image` (only its formats,
+    within ``max_decode_bytes``); without ``outlines`` at reduced scale
+    (``reduce_to=side``: JPEG DCT scaling, box averaging), with them at full
+    size so that :func:`_shrink` finds the lines.
     """
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(data)) as im:
-        width, height = im.size
-        if width * height > max_pixels:
-            raise ValueError(f"{width}x{height} is more than max_pixels={max_pixels}")
-        if im.format == "JPEG":
-            im.draft("RGB", (side, side))
-        if im.mode in ("RGB", "L", "CMYK", "YCbCr", "RGBA", "LA", "P", "PA", "1"):
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                rgba = im.convert("RGBA")
-                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba)
-            rgb = im.convert("RGB")
-        else:
-            from .images import decode_image
-
-            with _FALLBACK_LOCK:       # decode_image swaps the warning filters
-                rgb = Image.fromarray(decode_image(data, max_pixels=max_pixels))
+    rgb = decode_image(data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes,
+                       reduce_to=None if outlines else side)
     small = _shrink(rgb, side, outlines)
+    del rgb
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
     return buffer.getvalue()
 
 
-def _write_thumbnails(image: _Image, folder: str, side: int, max_pixels: int,
-                      outlines: Sequence[tuple[int, int, int]]) -> tuple[str, int]:
-    """Write ``image``'s thumbnails; return the names written and the failures."""
-    written, failed = [], 0
-    for name, source in image.sources.items():
+@dataclass(frozen=True)
+class _Limits:
+    """What one thumbnail may cost: the job's limits and this thread's share of memory."""
+
+    max_pixels: int
+    max_bytes: int
+    max_decode_bytes: int
+    budget: int          # bytes one thumbnail may hold: the file plus its decode
+
+
+def _write_thumbnails(image: _Image, folder: str, side: int, limits: _Limits,
+                      outlines: Sequence[tuple[int, int, int]],
+                      names: Sequence[str] | None = None) -> tuple[list[str], int, list[str]]:
+    """Write ``image``'s thumbnails (those of ``names``, default all).
+
+    Returns the names written, the number of failures, and the names whose
+    file or decode needs more than ``limits.budget`` (to retry with more).
+    """
+    written: list[str] = []
+    failed = 0
+    too_large: list[str] = []
+    for name in names if names is not None else list(image.sources):
+        source = image.sources[name]
         try:
+            data = read_bytes(source, retries=1, max_bytes=min(limits.max_bytes, limits.budget))
             keep = () if name in ("original", "segments") else outlines
-            jpeg = _thumbnail_jpeg(read_bytes(source, retries=1), side, max_pixels, keep)
+            decode_budget = max(1, min(limits.max_decode_bytes, limits.budget - len(data)))
+            jpeg = _thumbnail_jpeg(data, side, max_pixels=limits.max_pixels,
+                                   max_decode_bytes=decode_budget, outlines=keep)
+            del data
             write_bytes(join_uri(folder, image.key, f"{name}.jpg"), jpeg)
             written.append(name)
+        except ImageTooLargeError as exc:
+            too_large.append(name)
+            logger.debug("no thumbnail %s of image %r from %s within %d bytes: %s", name,
+                         image.record["id"], source, limits.budget, exc)
         except Exception as exc:  # noqa: BLE001 - a missing preview never fails the report
             failed += 1
             logger.debug("no thumbnail %s of image %r from %s: %s: %s", name,
                          image.record["id"], source, type(exc).__name__, exc)
-    return ",".join(written), failed
+    return written, failed, too_large
+
+
+def _thread_plan(memory_budget: int, workers: int | None) -> tuple[int, int]:
+    """Threads and each one's share of ``memory_budget``.
+
+    Default threads: ``min(16, 2 * cores, memory_budget // THREAD_BUDGET)``,
+    at least one.
+    """
+    if workers is None:
+        workers = max(1, min(16, 2 * (os.cpu_count() or 1), memory_budget // THREAD_BUDGET))
+    return workers, max(1, memory_budget // workers)
+
+
+def _default_memory_budget() -> int:
+    """:data:`DEFAULT_MEMORY_BUDGET`, or a quarter of physical memory if that is less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return DEFAULT_MEMORY_BUDGET
+    return max(THREAD_BUDGET, min(DEFAULT_MEMORY_BUDGET, physical // 4))
 
 
 # --------------------------------------------------------------------------
@@ -530,7 +579,8 @@ def _render_page(run_id: str, records: list[dict[str, Any]], summary: dict[str, 
 # --------------------------------------------------------------------------
 
 def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNAIL_SIDE,
-                 page_size: int = PAGE_SIZE, workers: int | None = None) -> str:
+                 page_size: int = PAGE_SIZE, workers: int | None = None,
+                 memory_budget: int | None = None) -> str:
     """Write the HTML audit report of run ``run_id`` under ``output_root``.
 
     Parameters
@@ -544,8 +594,16 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     page_size : int, default 50
         Cards per page when the report opens (the page offers 25 to 200).
     workers : int, optional
-        Threads that make thumbnails (reads and JPEG work); default
-        ``min(16, 2 * os.cpu_count())``.
+        Threads that make thumbnails (reads, decodes and JPEG work); default
+        ``min(16, 2 * os.cpu_count(), memory_budget // THREAD_BUDGET)``, at
+        least 1.
+    memory_budget : int, optional
+        Bytes the thumbnail threads may hold at once, shared equally: each
+        thread reads a file and decodes it within its share (the decode's
+        estimate, see :func:`lime_spark.images.decode_image`). Default
+        :data:`DEFAULT_MEMORY_BUDGET` (2 GiB), or a quarter of physical
+        memory if that is less. Images whose thumbnail needs more than a
+        share are made afterwards, one at a time, with the whole budget.
 
     Returns
     -------
@@ -557,13 +615,18 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     StorageError
         If the run's ``images`` table is missing or unreadable.
     ConfigurationError
-        For a bad ``run_id``, ``thumbnail_side``, ``page_size`` or ``workers``.
+        For a bad ``run_id``, ``thumbnail_side``, ``page_size``, ``workers``
+        or ``memory_budget``.
 
     Notes
     -----
     Re-running replaces the report and its thumbnails.  An image whose
-    original or overlay cannot be read gets a placeholder in its card; the
-    count is logged, the report is still written.
+    original or overlay cannot be read or decoded gets a placeholder in its
+    card; the count is logged, the report is still written.  The limits of
+    the run (``max_pixels``, ``max_bytes``, ``max_decode_bytes`` in
+    ``summary.json``'s ``config``, defaults otherwise) apply to the
+    thumbnails too.  Failed images (``status = 'error'``) get no thumbnail of
+    their original: it is never read again.
     """
     import pyarrow.dataset as ds
 
@@ -571,14 +634,21 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
         raise ConfigurationError(f"Expected run_id to be a run's id. Received: run_id={run_id!r}")
     side = check_int("thumbnail_side", thumbnail_side, minimum=16)
     page_size = check_int("page_size", page_size, minimum=1)
-    workers = check_int("workers", workers if workers is not None
-                        else min(16, 2 * (os.cpu_count() or 1)), minimum=1)
+    if workers is not None:
+        workers = check_int("workers", workers, minimum=1)
+    memory_budget = check_int("memory_budget", memory_budget if memory_budget is not None
+                              else _default_memory_budget(), minimum=1)
+    workers, share = _thread_plan(memory_budget, workers)
     started = time.perf_counter()
     root = output_root.rstrip("/")
     summary = _read_summary(root, run_id)
     config = summary.get("config") or {}
     overlay_features = int(config.get("overlay_features") or 5)
-    max_pixels = int(config.get("max_pixels") or _DEFAULT_MAX_PIXELS)
+    limits = _Limits(max_pixels=int(config.get("max_pixels") or DEFAULT_MAX_PIXELS),
+                     max_bytes=int(config.get("max_bytes") or DEFAULT_MAX_BYTES),
+                     max_decode_bytes=int(config.get("max_decode_bytes")
+                                          or DEFAULT_MAX_DECODE_BYTES),
+                     budget=share)
 
     images = _read_table(root, "images", run_id, _IMAGE_COLUMNS, required=True)
     explanations = _read_table(root, "explanations", run_id, _EXPLANATION_COLUMNS)
@@ -595,14 +665,20 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     remove_tree(thumbs)
     failed = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(
-            lambda im: _write_thumbnails(im, thumbs, side, max_pixels, outlines), entries)
-        for entry, (written, misses) in zip(entries, results):
-            entry.record["th"] = written
-            failed += misses
-            names = set(written.split(","))
-            for lab in entry.record["L"]:
-                lab[4] = int(str(lab[0]) in names)
+        results = list(pool.map(
+            lambda im: _write_thumbnails(im, thumbs, side, limits, outlines), entries))
+    # what needs more than one thread's share: one at a time, with the whole budget
+    alone = _Limits(limits.max_pixels, limits.max_bytes, limits.max_decode_bytes, memory_budget)
+    for entry, (written, misses, too_large) in zip(entries, results):
+        if too_large and memory_budget > share:
+            more, more_misses, too_large = _write_thumbnails(entry, thumbs, side, alone,
+                                                             outlines, too_large)
+            written += more
+            misses += more_misses
+        failed += misses + len(too_large)
+        entry.record["th"] = ",".join(written)
+        for lab in entry.record["L"]:
+            lab[4] = int(str(lab[0]) in written)
     records = [e.record for e in entries]
     names = images["model_name"].dropna()
     page = _render_page(run_id, records, summary, page_size=page_size,
@@ -612,7 +688,8 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     write_bytes(uri, page.encode("utf-8"))
     if failed:
         logger.warning("report of run %s: %d thumbnail(s) could not be made (original or "
-                       "overlay unreadable; DEBUG logging names them)", run_id, failed)
+                       "overlay unreadable, or larger than the memory budget; DEBUG logging "
+                       "names them)", run_id, failed)
     logger.info("report of run %s: %d images, %.1f MB of HTML, in %.1fs: %s", run_id,
                 len(records), len(page) / 1e6, time.perf_counter() - started, uri)
     return uri
@@ -808,7 +885,18 @@ _SCRIPT = r"""
     if (v === null || v === undefined) { return ""; }
     return v < 0.2 ? "fit-low" : (v < 0.5 ? "fit-mid" : "fit-high");
   }
-  function safeHref(url) { return /^(file|https?):/i.test(url || "") ? url : null; }
+  // Links of the page: file:, http(s): and relative URLs (the overlays, ../../overlays/...);
+  // never javascript:, data: or another scheme, nor a protocol-relative //host/ URL.
+  function safeHref(url) {
+    if (typeof url !== "string" || !url) { return null; }
+    var bare = url.replace(/[\t\n\r]/g, "").replace(/^[\u0000-\u0020]+/, "");
+    if (/^[\\/]{2}/.test(bare)) { return null; }
+    try {
+      return /^(file|https?):$/.test(new URL(bare, document.baseURI).protocol) ? url : null;
+    } catch (e) {
+      return null;
+    }
+  }
   function has(img, name) { return ("," + img.th + ",").indexOf("," + name + ",") >= 0; }
 
   // -- sorting and filtering -------------------------------------------------

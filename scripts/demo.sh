@@ -6,6 +6,8 @@
 #   scripts/demo.sh --num-samples 300    # any `lime-spark explain` option
 #   scripts/demo.sh --model vgg16        # the seed blog's VGG16, where its weights can be had
 source "$(dirname "$0")/_setup.sh"
+check_java
+setup_venv demo             # no test tools, no S3A jars: the demo reads and writes local files
 cd "$REPO"
 OUT="${DEMO_OUT:-$REPO/out}"
 

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suite: sets up .venv (first run) and runs pytest with any arguments given.
+# Runs the test suite: sets up .venv and the S3A jars (first run) and runs pytest
+# with any arguments given.
 source "$(dirname "$0")/_setup.sh"
+check_java
+setup_venv dev
+setup_s3a_jars              # tests/spark/test_s3.py runs the job on s3a://
 cd "$REPO"
 
 # The audit report is tested in a real browser (tests/e2e/test_report_browser.py):

@@ -28,11 +28,17 @@ tables of one database describe one output root.
 An embedded Derby metastore can be open in one JVM at a time.  The job
 therefore releases it after registering (:func:`release_catalog`), and while
 ``lime-spark sql-server`` holds it, the job registers through the server's
-JDBC endpoint instead.
+JDBC endpoint instead.  :func:`check_catalog` tells before a run whether
+registering can work.
+
+The DDL is built from the output root and run with Spark's variable
+substitution off (``spark.sql.variable.substitute=false``), so a path holding
+``${env:HOME}`` or ``${spark.app.name}`` is registered as written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -61,6 +67,7 @@ _METASTORE_URL = "javax.jdo.option.ConnectionURL"
 _TABLE_PROPERTY = "lime_spark.table"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _EMBEDDED_DERBY = re.compile(r"jdbc:derby:(?!//)(?:;)?(?:databaseName=)?([^;]+)")
+_SUBSTITUTE = "spark.sql.variable.substitute"
 
 SqlRunner = Callable[[str], list[tuple[Any, ...]]]
 """Runs one SQL statement, returns its rows (empty for DDL)."""
@@ -160,16 +167,28 @@ def release_catalog(spark: Any) -> None:
 def check_catalog(spark: Any, database: str) -> None:
     """Fail fast (before a job's work) when ``database`` cannot be registered in this session.
 
-    Checks the name and that the catalog is persistent (Hive) or served by a
-    running ``lime-spark sql-server``; does not open the metastore.
+    Checks, in well under a second and without opening the metastore: the
+    name; that a running ``lime-spark sql-server`` will take the registration,
+    or else that the catalog is persistent (Hive) and, for an embedded Derby
+    metastore, that no other process has it open (this session's own hold is
+    released first, as after every registration).
 
     Raises
     ------
     ConfigurationError
+        For a database name that is not an identifier, an in-memory catalog or
+        a Derby metastore open in another process.
     """
     check_database_name(database)
-    if _running_server(spark) is None:
-        _check_persistent_catalog(spark)
+    if _running_server(spark) is not None:
+        return
+    _check_persistent_catalog(spark)
+    folder = metastore_dir(spark)
+    if folder is None:
+        return
+    release_catalog(spark)
+    if _derby_locked(folder / "metastore_db"):
+        raise _locked_error(folder)
 
 
 def register_tables(spark: Any, database: str, root: str) -> list[str]:
@@ -284,12 +303,17 @@ def _register(run: SqlRunner, database: str, root: str, locations: dict[str, str
 def _data_columns(spark: Any, uri: str) -> list[tuple[str, str]]:
     """(name, Spark SQL type) of the Parquet files under ``uri``, without ``run_id``."""
     try:
-        schema = spark.read.option("mergeSchema", "true").parquet(uri).schema
+        schema = spark.read.option("mergeSchema", "true").parquet(_glob_escape(uri)).schema
     except Exception as exc:  # noqa: BLE001 - AnalysisException: no files yet
         raise ConfigurationError(
             f"Expected Parquet files under {uri} to register. Received: "
             f"{str(exc).splitlines()[0]}") from exc
     return [(f.name, f.dataType.simpleString()) for f in schema.fields if f.name != "run_id"]
+
+
+def _glob_escape(uri: str) -> str:
+    """``uri`` with Hadoop's glob characters escaped, so that Spark reads that very folder."""
+    return re.sub(r"([\\{}\[\]*?])", r"\\\1", uri)
 
 
 def _describe(run: SqlRunner, table: str) -> tuple[set[str], str]:
@@ -330,10 +354,26 @@ def _normalize_location(uri: str) -> str:
 # --- where the SQL runs ------------------------------------------------------------------------
 
 def _session_runner(spark: Any) -> SqlRunner:
+    """Runs statements in ``spark`` with variable substitution off (restored after each)."""
     def run(sql: str) -> list[tuple[Any, ...]]:
         logger.debug("SQL: %s", sql)
-        return [tuple(row) for row in spark.sql(sql).collect()]
+        with _no_substitution(spark):
+            return [tuple(row) for row in spark.sql(sql).collect()]
     return run
+
+
+@contextlib.contextmanager
+def _no_substitution(spark: Any):
+    """``spark.sql.variable.substitute=false`` for the duration: ``${...}`` stays literal."""
+    previous = spark.conf.get(_SUBSTITUTE, None)
+    spark.conf.set(_SUBSTITUTE, "false")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(_SUBSTITUTE)
+        else:
+            spark.conf.set(_SUBSTITUTE, previous)
 
 
 class _jdbc_runner:
@@ -350,7 +390,21 @@ class _jdbc_runner:
         self._jvm.java.lang.Class.forName("org.apache.hive.jdbc.HiveDriver")
         props = self._jvm.java.util.Properties()
         props.setProperty("user", getpass.getuser())
-        self._conn = self._jvm.java.sql.DriverManager.getConnection(self._url, props)
+        try:
+            self._conn = self._jvm.java.sql.DriverManager.getConnection(self._url, props)
+        except Exception as exc:  # noqa: BLE001 - Py4JJavaError: refused, authentication
+            raise ConfigurationError(
+                f"Expected to register the tables through the running lime-spark sql-server "
+                f"({self._url}), which holds the catalog. Received: "
+                f"{str(exc).strip().splitlines()[0]}. A server with authentication does not "
+                "take registrations: stop it, run the job (or register), and start it "
+                "again.") from exc
+        try:
+            # the server session's own setting, for this connection only
+            self._run(f"SET {_SUBSTITUTE}=false")
+        except Exception:
+            self._conn.close()
+            raise
         return self._run
 
     def __exit__(self, *exc: Any) -> None:
@@ -381,14 +435,15 @@ def _running_server(spark: Any) -> str | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         port = int(info["port"])
-    except (OSError, ValueError, KeyError, TypeError):
+        host = str(info.get("host") or "127.0.0.1")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        socket.create_connection((host, port), timeout=2).close()
     except OSError:
-        logger.info("ignoring %s: nothing listens on port %d", path, port)
+        logger.info("ignoring %s: nothing listens on %s port %d", path, host, port)
         return None
-    return f"jdbc:hive2://127.0.0.1:{port}/default"
+    return f"jdbc:hive2://{f'[{host}]' if ':' in host else host}:{port}/default"
 
 
 def _check_persistent_catalog(spark: Any) -> None:
@@ -415,12 +470,41 @@ def _metastore_error(spark: Any, exc: Exception) -> Exception:
     if isinstance(exc, ConfigurationError):
         return exc
     if is_metastore_locked(exc):
-        folder = metastore_dir(spark)
-        return ConfigurationError(
-            f"The catalog in {folder} is open in another process (embedded Derby allows one). "
-            "Stop that process (a notebook or spark-shell using the same catalog) or start "
-            "`lime-spark sql-server`, through which jobs register their tables, and run again.")
+        return _locked_error(metastore_dir(spark))
     return exc
+
+
+def _locked_error(folder: Path | None) -> ConfigurationError:
+    return ConfigurationError(
+        f"Expected the catalog in {folder} to be free. Received: it is open in another process "
+        "(embedded Derby allows one). Stop that process (a notebook or spark-shell using the "
+        "same catalog) or start `lime-spark sql-server`, through which jobs register their "
+        "tables, and run again.")
+
+
+def _derby_locked(database: Path) -> bool:
+    """Whether another process holds the Derby database's exclusive lock (``dbex.lck``).
+
+    Derby takes a whole-file lock on ``dbex.lck`` (``FileChannel.tryLock``, an
+    fcntl lock on POSIX) while a JVM has the database open; a stale file from a
+    killed JVM is not locked.  Probes the lock for an instant; False where it
+    cannot be probed.
+    """
+    try:
+        import fcntl
+    except ImportError:       # not POSIX: registering reports a held metastore instead
+        return False
+    try:
+        fh = open(database / "dbex.lck", "r+b")  # noqa: SIM115 - closed below
+    except OSError:           # no lock file (never opened) or not ours to probe
+        return False
+    with fh:
+        try:
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.lockf(fh, fcntl.LOCK_UN)
+    return False
 
 
 def is_metastore_locked(exc: BaseException) -> bool:

@@ -27,23 +27,28 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..batch import BatchSettings, ImageRecord, check_classifier_outputs, explain_record
+from ..batch import (RENAME_DIGEST_HEX, BatchSettings, ImageRecord, RecordResult, base_row,
+                     check_classifier_outputs, error_row, explain_record)
 from ..config import JobConfig
-from ..exceptions import ConfigurationError
-from ..storage import (filesystem, is_local_filesystem, join_uri, remove_tree, to_fsspec_uri,
-                       to_hadoop_uri, write_bytes)
+from ..exceptions import ConfigurationError, InvalidImageError
+from ..preflight import output_uri, preflight
+from ..publish import acquire_run_lock, publish_run, remove_partial_writes, staging_uri
+from ..storage import join_uri, redact_value, remove_tree, to_hadoop_uri, write_bytes
 from .gpu import pin_task_gpus, task_cpus
 from .model_cache import ModelPayload, get_classifier
 
-__all__ = ["run_job", "explain_partitions", "RESULT_SCHEMA", "output_uri", "FAIL_ONCE_ENV"]
+__all__ = ["run_job", "explain_partitions", "RESULT_SCHEMA", "output_uri", "FAIL_ONCE_ENV",
+           "INPUT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
 FAIL_ONCE_ENV = "LIME_SPARK_FAIL_ONCE"
 """Fault injection for tests: a folder; see :func:`_fail_once`."""
 
-_MAX_RENAME_PASSES = 4
 _DUPLICATE_EXAMPLES = 20
+
+INPUT_COLUMNS = ("image_id", "path", "expected_label")
+"""The columns of the input rows the partition function receives."""
 
 _IMAGE_FIELDS = """
     image_id STRING, path STRING, expected_label STRING, status STRING, error_class STRING,
@@ -69,13 +74,6 @@ RESULT_SCHEMA = (
 
 def _column_names(fields: str) -> list[str]:
     return [part.split()[0] for part in fields.strip().split(",")]
-
-
-def output_uri(root: str) -> str:
-    """The output root as written into tables (absolute for local paths)."""
-    if "://" in root or root.startswith("file:"):
-        return root.rstrip("/")
-    return os.path.abspath(root)
 
 
 def _configure_worker_logging(level: str) -> None:
@@ -122,10 +120,12 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     pid = os.getpid()
     for batch in batches:
         rows = []
-        for rec in batch.to_pylist():
-            result = explain_record(
-                ImageRecord(rec.get("image_id"), rec.get("path"), rec.get("expected_label")),
-                classifier=classifier, explainer=explainer, settings=settings)
+        for record, bad_text in _records(batch):
+            if bad_text is None:
+                result = explain_record(record, classifier=classifier, explainer=explainer,
+                                        settings=settings)
+            else:
+                result = _bad_text_result(record, bad_text, base_row(classifier, explainer))
             counts[result.image["status"]] += 1
             rows.append({**result.image, "explanations": result.explanations,
                          "features": result.features, "_worker_pid": pid,
@@ -141,6 +141,41 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     logger.info("partition %d (attempt %d, worker %d): %d images, %d ok, %d error in %.1fs "
                 "(%.2f images/s)", partition, attempt, pid, total, counts["ok"],
                 counts["error"], seconds, total / seconds if seconds else 0.0)
+
+
+def _records(batch: Any) -> Iterator[tuple[ImageRecord, str | None]]:
+    """The input rows of an Arrow batch, each decoded on its own.
+
+    Text columns are read as bytes and decoded per value, so one value that is
+    not UTF-8 makes its own row an error row (the second item names the
+    column) instead of failing the whole batch; such a value is shown with
+    backslash escapes (``b'\\xff'`` -> ``\\xff``).
+    """
+    import pyarrow as pa
+
+    columns = {}
+    for name in INPUT_COLUMNS:
+        index = batch.schema.get_field_index(name)
+        columns[name] = (batch.column(index).cast(pa.binary()).to_pylist() if index >= 0
+                         else [None] * batch.num_rows)
+    for i in range(batch.num_rows):
+        values, bad = {}, None
+        for name in INPUT_COLUMNS:
+            raw = columns[name][i]
+            try:
+                values[name] = None if raw is None else raw.decode("utf-8")
+            except UnicodeDecodeError:
+                values[name] = raw.decode("utf-8", "backslashreplace")
+                bad = bad or name
+        yield ImageRecord(values["image_id"], values["path"], values["expected_label"]), bad
+
+
+def _bad_text_result(record: ImageRecord, column: str, base: dict[str, Any]) -> RecordResult:
+    """The error row of an input row whose ``column`` is not valid UTF-8."""
+    exc = InvalidImageError(
+        f"Expected UTF-8 text in the input column {column!r}. Received: bytes that are not "
+        f"UTF-8 (shown with backslash escapes: {getattr(record, column)!r}); fix the input list")
+    return RecordResult(error_row(record, record.image_id or "", exc, time.perf_counter(), base))
 
 
 def _warm_up(classifier: Any) -> None:
@@ -197,51 +232,44 @@ def _fail_once(partition: int, attempt: int) -> None:
     os._exit(17)
 
 
-def _check_input_exists(uri: str) -> None:
-    """Fail fast, before Spark reads anything, for a local input that does not exist.
-
-    Only local paths without glob characters are checked here; Spark reports
-    other inputs (object stores, globs) when it reads them.
-    """
-    local = to_fsspec_uri(uri)
-    if "://" in local or any(ch in local for ch in "*?[{"):
-        return
-    if not os.path.exists(local):
-        raise ConfigurationError(
-            f"Could not read the input Parquet {uri!r}: no such file or directory "
-            f"({os.path.abspath(local)})"
-        )
-
-
 def _rename_duplicate_ids(images: Any) -> tuple[Any, dict[str, Any]]:
     """Give every input row a distinct ``image_id`` (see :func:`lime_spark.batch.renamed_image_id`).
 
     Ids used by one row only are kept.  Every row of an id shared by several
-    rows becomes ``id@<8 hex of sha256(path)>``, plus ``~k`` for the k-th row
-    with the same id and path (ordered by expected label; rows equal in all
-    three columns are interchangeable).  Should a new id equal another input
-    id, the rule is applied again to the rows sharing it.
+    rows becomes ``id@<16 hex of sha256(path)>``, plus ``~k`` for the k-th row
+    with the same id and digest (ordered by path, then expected label; rows
+    equal in all three columns are interchangeable).  Within one pass the new
+    ids are distinct from each other (the digest has a fixed length and ``~k``
+    ends in a non-hex character); should a new id equal an id of another
+    input row, the rule is applied again to the rows sharing it.  Every pass
+    makes the ids it renames at least 17 characters longer, so passes end
+    after at most (longest input id) / 17 + 1 of them; the job never fails
+    for this.
 
     Returns
     -------
     (DataFrame, dict)
         The rows with distinct ids, and counts for ``summary.json``:
-        ``ids`` (ids shared by several input rows), ``rows`` (rows renamed) and
-        up to 20 ``examples`` of ``{image_id, path, renamed_to}``.
+        ``ids`` (ids shared by several input rows), ``rows`` (rows renamed),
+        ``passes`` and up to 20 ``examples`` of ``{image_id, path, renamed_to}``.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    stats: dict[str, Any] = {"ids": 0, "rows": 0, "examples": []}
+    stats: dict[str, Any] = {"ids": 0, "rows": 0, "passes": 0, "examples": []}
     frame = images.withColumn("_input_image_id", F.col("image_id"))
-    for _ in range(_MAX_RENAME_PASSES):
+    while True:
+        frame = frame.localCheckpoint() if stats["passes"] else frame
         shared = frame.groupBy("image_id").count().where(F.col("count") > 1).count()
         if shared == 0:
             break
         stats["ids"] = stats["ids"] or int(shared)
+        stats["passes"] += 1
+        digest = F.substring(F.sha2(F.coalesce(F.col("path"), F.lit("")), 256), 1,
+                             RENAME_DIGEST_HEX)
         occurrence = F.row_number().over(
-            Window.partitionBy("image_id", "path").orderBy(F.col("expected_label").asc_nulls_first()))
-        digest = F.substring(F.sha2(F.coalesce(F.col("path"), F.lit("")), 256), 1, 8)
+            Window.partitionBy("image_id", digest).orderBy(
+                F.col("path").asc_nulls_first(), F.col("expected_label").asc_nulls_first()))
         renamed = F.concat(F.col("image_id"), F.lit("@"), digest,
                            F.when(occurrence > 1, F.concat(F.lit("~"), occurrence.cast("string")))
                             .otherwise(F.lit("")))
@@ -249,10 +277,6 @@ def _rename_duplicate_ids(images: Any) -> tuple[Any, dict[str, Any]]:
             "image_id",
             F.when(F.count(F.lit(1)).over(Window.partitionBy("image_id")) > 1, renamed)
              .otherwise(F.col("image_id")))
-    else:
-        raise ConfigurationError(
-            f"Could not make the input's image ids distinct in {_MAX_RENAME_PASSES} passes; "
-            "give every input row its own image_id")
     if stats["ids"]:
         changed = frame.where(F.col("image_id") != F.col("_input_image_id"))
         stats["rows"] = changed.count()
@@ -263,22 +287,6 @@ def _rename_duplicate_ids(images: Any) -> tuple[Any, dict[str, Any]]:
         logger.warning("%d input rows share %d image id(s); they were renamed id@<hash of path> "
                        "(summary.json: duplicate_ids)", stats["rows"], stats["ids"])
     return frame.drop("_input_image_id"), stats
-
-
-def _remove_partial_writes(root: str, run: str) -> int:
-    """Delete temporary files of overlay writes that a killed worker left (local output only)."""
-    fs, path = filesystem(join_uri(root, "overlays", run))
-    if not is_local_filesystem(fs):
-        return 0
-    removed = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            if name.startswith(".") and name.endswith(".tmp"):
-                os.remove(os.path.join(folder, name))
-                removed += 1
-    if removed:
-        logger.warning("removed %d partial overlay file(s) of failed task attempts", removed)
-    return removed
 
 
 def _read_input(spark: Any, cfg: JobConfig):
@@ -321,32 +329,71 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("lime-spark", "pyspark", "tensorflow", "keras", "numpy", "scikit-image",
+                 "scikit-learn", "pillow", "pyarrow"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+_PUBLISHED = ("images", "explanations", "features", "overlays")
+"""The folders of a run that are staged and then swapped in (tables and overlays)."""
+
+
 def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     """Run one explanation job and return its summary (also written to summary.json).
 
+    Phases: check (no Spark), lock the run id, load and probe the model, read
+    the input and rename duplicate ids, explain into a staging area, publish
+    (swap the staged run in), summary, catalog, report.  A job that fails
+    before publishing leaves the previous run of the same id as it was.
+
     Raises
     ------
-    ConfigurationError, ModelLoadError, ClassifierOutputError
+    ConfigurationError, ModelLoadError, ClassifierOutputError, RunLockedError
         Before any Spark job, for a missing input, an output root that cannot
-        be written, a model that cannot be loaded or does not return
-        probabilities; a bad input column fails after Spark read the input's
-        schema, still before any image.
+        be written, a run id another job is writing, a catalog that cannot be
+        used, a model that cannot be loaded or does not return probabilities;
+        a bad input column fails after Spark read the input's schema, still
+        before any image.
     """
+    cfg = config.resolved()
+    started = time.perf_counter()
+    root = preflight(cfg)
+    logger.info("lime-spark run %s: %s -> %s", cfg.run_id,
+                redact_value(cfg.input), redact_value(root))
+    if cfg.database:
+        from .catalog import check_catalog
+
+        check_catalog(spark, cfg.database)
+    with acquire_run_lock(root, cfg.run_id, stale_after=cfg.lock_stale_seconds,
+                          break_stale=cfg.break_stale_lock) as lock:
+        staging = staging_uri(root, cfg.run_id, lock.token)
+        remove_tree(staging_uri(root, cfg.run_id))      # what a dead job of this run left
+        try:
+            summary = _explain_and_publish(spark, cfg, root, staging)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        summary["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+        _finish(spark, cfg, root, summary)
+    return summary
+
+
+def _explain_and_publish(spark: Any, cfg: JobConfig, root: str, staging: str) -> dict[str, Any]:
+    """Explain every input row into ``staging``, then publish the run; return the summary."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import _parse_datatype_string
 
     from ..models import load_classifier
 
-    cfg = config.resolved()
-    started = time.perf_counter()
-    root = output_uri(cfg.output)
-    run = f"run_id={cfg.run_id}"
-    logger.info("lime-spark run %s: %s -> %s", cfg.run_id, cfg.input, root)
-
-    # checks that need no Spark job first: a bad option fails in seconds
-    _check_input_exists(cfg.input)
-    _check_output_writable(root)
     classifier = load_classifier(cfg.model, weights=cfg.weights, preprocess=cfg.preprocess,
                                  labels=cfg.labels, batch_size=cfg.batch_size,
                                  output_activation=cfg.output_activation, **cfg.model_args)
@@ -363,13 +410,12 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     partitions = cfg.partitions or max(1, min(n_rows, 2 * spark.sparkContext.defaultParallelism))
     images = images.repartition(partitions)
 
-    remove_tree(join_uri(root, "overlays", run))
     settings = BatchSettings(
         run_id=cfg.run_id, run_seed=cfg.seed, output_root=root, top_labels=cfg.top_labels,
         max_pixels=cfg.max_pixels, read_retries=cfg.read_retries, overlays=cfg.overlays,
         overlay_display=cfg.overlay_display, overlay_features=cfg.overlay_features,
         overlay_max_side=cfg.overlay_max_side, metrics=cfg.metrics,
-        image_timeout=cfg.image_timeout)
+        image_timeout=cfg.image_timeout, overlay_root=staging)
     explainer_kwargs = dict(
         segmentation=cfg.segmentation, n_superpixels=cfg.n_superpixels,
         segmentation_params=dict(cfg.segmentation_params), num_samples=cfg.num_samples,
@@ -407,7 +453,6 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     errors = {r["error_class"]: r["count"] for r in
               result.where(F.col("status") == "error").groupBy("error_class").count().collect()}
 
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     run_col = F.lit(cfg.run_id).alias("run_id")
     tables = {
         "images": result.select(*_column_names(_IMAGE_FIELDS), run_col),
@@ -417,25 +462,25 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     }
     for name, frame in tables.items():
         frame.write.mode("overwrite").partitionBy("run_id").parquet(
-            to_hadoop_uri(join_uri(root, name)))
+            to_hadoop_uri(join_uri(staging, name)))
     table_rows = {"explanations": int(stats["explanation_rows"] or 0),
                   "features": int(stats["feature_rows"] or 0),
                   "images": int(stats["rows"])}
     result.unpersist()
-    _remove_partial_writes(root, run)
     broadcast.unpersist()
+    remove_partial_writes(join_uri(staging, "overlays"))
+    publish_run(root, cfg.run_id, staging, _PUBLISHED)
 
-    seconds = time.perf_counter() - started
-    summary = {
+    return {
         "run_id": cfg.run_id,
-        "input": cfg.input,
-        "output": root,
+        "input": redact_value(cfg.input),
+        "output": redact_value(root),
         "images": {"rows": int(stats["rows"]), "ok": int(stats["ok"] or 0),
                    "error": int(stats["rows"]) - int(stats["ok"] or 0),
                    "errors_by_class": dict(sorted(errors.items()))},
         "table_rows": table_rows,
         "partitions": partitions,
-        "timings": {"total_seconds": round(seconds, 3),
+        "timings": {"total_seconds": None,
                     "explain_seconds": round(explain_seconds, 3),
                     "image_seconds_sum": round(float(stats["image_seconds"] or 0.0), 3),
                     "images_per_second": round(int(stats["rows"]) / explain_seconds, 3)
@@ -453,10 +498,14 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
                   "n_classes": classifier.n_classes},
         "spark": {"master": spark.sparkContext.master, "version": spark.version,
                   "default_parallelism": spark.sparkContext.defaultParallelism},
-        "config": cfg.to_dict(),
+        "config": redact_value(cfg.to_dict()),
         "versions": _versions(),
     }
-    summary_uri = join_uri(root, "runs", run, "summary.json")
+
+
+def _finish(spark: Any, cfg: JobConfig, root: str, summary: dict[str, Any]) -> None:
+    """Write summary.json, register the tables, write the report (the run is published)."""
+    summary_uri = join_uri(root, "runs", f"run_id={cfg.run_id}", "summary.json")
 
     def save_summary() -> None:
         write_bytes(summary_uri, json.dumps(summary, indent=2, default=str).encode("utf-8"))
@@ -479,20 +528,5 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
                            type(exc).__name__, exc)
     logger.info("run %s done: %d images (%d ok, %d error) in %.1fs, %.2f images/s",
                 cfg.run_id, summary["images"]["rows"], summary["images"]["ok"],
-                summary["images"]["error"], seconds,
+                summary["images"]["error"], summary["timings"]["total_seconds"],
                 summary["timings"]["images_per_second"] or 0.0)
-    return summary
-
-
-def _check_output_writable(root: str) -> None:
-    """Fail fast when the output root cannot be written."""
-    import uuid
-
-    probe = join_uri(root, "_lime_spark_probe", uuid.uuid4().hex)
-    try:
-        write_bytes(probe, b"")
-        remove_tree(join_uri(root, "_lime_spark_probe"))
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigurationError(
-            f"Output root {root!r} is not writable: {type(exc).__name__}: {exc}"
-        ) from exc

@@ -62,6 +62,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (root / "corrupt.keras").write_bytes(np.random.default_rng(0).bytes(4096))
     (root / "options.yaml").write_text("num_samples: 100\nnum_sampels: 10\n")
     (root / "a-file").write_text("a file, not a folder\n")
+    (root / "folder.keras").mkdir()
     return {"list": str(root / "list.parquet"), "notes": str(root / "notes.txt"),
             "model": _model(root / "model.keras"),
             "logits": _model(root / "logits.keras", activation=None, scale=40.0),
@@ -78,12 +79,14 @@ CASES = {
                                 False),
     "value out of range": (["--num-samples", "1"], "num_samples", False),
     "missing --model": (["--model", "null"], "Missing required option 'model'", False),
-    "missing input": (["--input", "{root}/nowhere.parquet"], "no such file or directory",
-                      True),
-    "missing model file": (["--model", "{root}/nowhere.keras"], "no such file", True),
+    "missing input": (["--input", "{root}/nowhere.parquet"], "which does not exist", False),
+    "missing model file": (["--model", "{root}/nowhere.keras"],
+                           "Expected --model to be a readable file", False),
+    "model is a folder": (["--model", "{root}/folder.keras"], "(a directory)", False),
     "unreadable model file": (["--model", "{corrupt}"], "Could not load a Keras model", True),
     "unknown model name": (["--model", "mobilenetz"], "keras.applications names", True),
-    "output root not writable": (["--output", "{file}/out"], "is not writable", True),
+    "output root not writable": (["--output", "{file}/out"], "Expected a writable output root",
+                                 False),
     "logits without --output-activation": (["--model", "{logits}"],
                                            "--output-activation softmax", True),
 }
@@ -121,4 +124,7 @@ def test_configuration_errors_fail_fast_with_one_line_and_no_spark_job(inputs, t
         assert '"Event":"SparkListenerApplicationStart"' in text
         assert '"Event":"SparkListenerJobStart"' not in text, name
     assert not output.exists() or not [p for p in output.rglob("*") if p.is_file()]
+    if not session:
+        # every check that needs no Spark runs before the session starts (issue 9, 13)
+        assert seconds < 3.0, (name, seconds)
     print(f"\n{name}: exit 2 in {seconds:.1f}s: {last[:160]}")

@@ -320,3 +320,75 @@ def test_ten_thousand_images_page_quickly(browser, tmp_path):
     assert loaded < 20, f"10,000-image report took {loaded:.1f}s to load"
     new = browser.events[mark:]
     assert not [e for e in new if e.get("method") == "Runtime.exceptionThrown"]
+
+
+def _click(browser: Browser, selector: str) -> None:
+    """A trusted left click (user activation, as a person's) in the middle of ``selector``."""
+    x, y = browser.js(f"""(function () {{
+        var node = document.querySelector({json.dumps(selector)});
+        node.scrollIntoView({{block: 'center'}});
+        var r = node.getBoundingClientRect();
+        return [r.x + r.width / 2, r.y + r.height / 2];
+    }})()""")
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.page("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
+                                                  "button": "left", "clickCount": 1})
+
+
+def test_overlay_panels_link_to_the_full_size_pngs(browser, photo_run):
+    from urllib.parse import unquote, urlparse
+
+    from lime_spark.storage import safe_key
+
+    root, facts, index = photo_run
+    browser.open(index.as_uri() + "#filter=all&sort=input")
+    first = facts["ids"][0]
+    card = f"#cards article.card[data-image-id={json.dumps(first)}]"
+    hrefs = browser.js(f"Array.from(document.querySelectorAll({json.dumps(card + ' .panels a')}))"
+                       ".map(function (a) { return a.getAttribute('href'); })")
+    overlays = f"../../overlays/run_id=nightly/{safe_key(first)}/"
+    assert hrefs[1:] == [overlays + "segments.png"] + [
+        overlays + f"{label}.png" for label in browser.js(
+            f"window.limeSparkReport.view()[0].L.map(function (l) {{ return l[0]; }})")]
+    assert hrefs[0].startswith("file:///")                          # the original
+
+    # a click on the superpixels panel opens the overlay PNG in a new tab
+    browser.call("Target.setDiscoverTargets", {"discover": True})
+    mark = len(browser.events)
+    try:
+        _click(browser, card + " .panels figure:nth-child(2) a")
+        expected = root / "overlays" / "run_id=nightly" / safe_key(first) / "segments.png"
+        deadline = time.monotonic() + 20
+        opened = None
+        while opened is None and time.monotonic() < deadline:
+            for event in browser.events[mark:]:
+                info = event.get("params", {}).get("targetInfo", {})
+                if (event.get("method", "").startswith("Target.") and info.get("type") == "page"
+                        and info.get("url", "").startswith("file:")
+                        and unquote(urlparse(info["url"]).path) == str(expected)):
+                    opened = info
+            time.sleep(0.05)
+        assert opened is not None, [e for e in browser.events[mark:]
+                                    if e.get("method", "").startswith("Target.")]
+        browser.call("Target.closeTarget", {"targetId": opened["targetId"]})
+    finally:
+        browser.call("Target.setDiscoverTargets", {"discover": False})
+
+
+def test_page_links_only_to_files_web_and_relative_urls(browser, photo_run):
+    import re
+
+    from lime_spark.report import _SCRIPT
+
+    _, _, index = photo_run
+    browser.open(index.as_uri())
+    source = re.search(r"function safeHref\(url\) \{.*?\n  \}", _SCRIPT, re.S).group(0)
+    kept = ["../../overlays/run_id=r/k/1.png", "thumbs/a%2F/original.jpg", "a b.png",
+            "file:///data/a%20b.png", "https://host/x.jpg", "HTTP://host/x.jpg"]
+    refused = ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)",
+               "java\tscript:alert(1)", "\x01javascript:alert(1)", "data:text/html,x",
+               "vbscript:x", "blob:file:///x", "//evil.example/x", "\\\\evil.example/x",
+               "/\\evil.example/x", "s3a://bucket/k.jpg", "", None]
+    # DevTools evaluates the page's own function outside its Content Security Policy
+    result = browser.js(f"{json.dumps(kept + refused)}.map({source})")
+    assert result == kept + [None] * len(refused)

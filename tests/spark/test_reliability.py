@@ -981,12 +981,12 @@ def test_large_photo_peak_rss_is_bounded(mobilenet_path, tmp_path):
 
 
 def test_partial_overlay_writes_of_killed_attempts_are_removed(tmp_path):
-    from lime_spark.spark.job import _remove_partial_writes
+    from lime_spark.publish import remove_partial_writes
 
     folder = tmp_path / "overlays" / "run_id=r" / "img"
     folder.mkdir(parents=True)
     (folder / "0.png").write_bytes(b"png")
     (folder / ".1.png.5f2b.tmp").write_bytes(b"half a png")   # write_bytes' temporary name
-    assert _remove_partial_writes(str(tmp_path), "run_id=r") == 1
+    assert remove_partial_writes(str(tmp_path / "overlays")) == 1
     assert sorted(p.name for p in folder.iterdir()) == ["0.png"]
-    assert _remove_partial_writes(str(tmp_path), "run_id=missing") == 0
+    assert remove_partial_writes(str(tmp_path / "missing")) == 0

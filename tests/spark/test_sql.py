@@ -12,6 +12,7 @@ import decimal
 import getpass
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -33,12 +34,15 @@ from lime_spark.config import load_config
 from lime_spark.exceptions import ConfigurationError
 from lime_spark.spark.catalog import (
     CATALOG_DIR_ENV,
+    _derby_locked,
+    _jdbc_runner,
+    check_catalog,
     metastore_dir,
     register_tables,
     release_catalog,
     server_info_path,
 )
-from lime_spark.spark.sqlserver import beeline_path
+from lime_spark.spark.sqlserver import beeline_path, check_bind
 from lime_spark.testing import SHAPE_CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,6 +116,127 @@ def test_register_tables_refreshes_is_idempotent_and_refuses_another_root(spark,
         release_catalog(spark)
     assert not (REPO / "derby.log").exists() and not (REPO / "metastore_db").exists()
     assert (catalog / "derby.log").exists() and (catalog / "metastore_db").is_dir()
+
+
+# a path with what Spark SQL would substitute is kept as written (not ${env:HOME}: Hadoop cannot
+# read a path with ':' in a folder name)
+LITERAL_PARTS = ("${spark.app.name}", "out-${spark.master}")
+LITERAL_END = "/${spark.app.name}/out-${spark.master}/images"
+
+
+def _literal_root(tmp_path: Path) -> Path:
+    root = tmp_path.joinpath(*LITERAL_PARTS)
+    for table in ("images", "explanations", "features"):
+        _write(root, table, "r1", [{"image_id": "x"}])
+    return root
+
+
+def test_registration_keeps_variable_references_in_the_output_path(spark, catalog, tmp_path):
+    root = _literal_root(tmp_path)
+    try:
+        register_tables(spark, "literal", str(root))
+        register_tables(spark, "literal", str(root))          # same root: no "another root"
+        detail = {r[0]: r[1] for r in spark.sql("DESCRIBE TABLE EXTENDED literal.images").collect()}
+        assert detail["Location"].endswith(LITERAL_END)
+        assert _partitions(spark, "literal.features") == ["run_id=r1"]
+        props = dict(tuple(r) for r in spark.sql("SHOW TBLPROPERTIES literal.images").collect())
+        assert props["lime_spark.output"] == str(root)
+        # the session's own setting is back: substitution still works for the user
+        assert spark.sql("SELECT '${spark.app.name}'").first()[0] == spark.sparkContext.appName
+        spark.sql("DROP DATABASE literal CASCADE")
+    finally:
+        release_catalog(spark)
+
+
+def test_check_catalog_refuses_a_metastore_another_process_holds(spark, catalog):
+    with pytest.raises(ConfigurationError, match="SQL identifier.*Received: database='bad-name'"):
+        check_catalog(spark, "bad-name")
+    spark.sql("SHOW DATABASES").collect()         # this session opens the metastore ...
+    check_catalog(spark, "audit")                 # ... which does not count as another process
+    metastore = catalog / "metastore_db"
+    import pyspark
+
+    jars = sorted(Path(pyspark.__file__).parent.joinpath("jars").glob("derby*.jar"))
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get(
+        "JAVA_HOME") else "java"
+    holder = subprocess.Popen(                    # another JVM with the metastore open
+        [java, f"-Dderby.system.home={catalog}", "-cp", os.pathsep.join(map(str, jars)),
+         "org.apache.derby.tools.ij"],
+        cwd=catalog, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        holder.stdin.write(f"connect 'jdbc:derby:{metastore}';\n".encode())
+        holder.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not _derby_locked(metastore):
+            assert holder.poll() is None and time.monotonic() < deadline, "ij did not boot Derby"
+            time.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(ConfigurationError,
+                           match=r"Expected the catalog in .* to be free\. Received: it is open "
+                                 r"in another process .*lime-spark sql-server"):
+            check_catalog(spark, "audit")
+        assert time.monotonic() - started < 5
+    finally:
+        holder.stdin.close()                      # ij exits at end of input
+        try:
+            holder.wait(30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+    check_catalog(spark, "audit")
+
+
+# --- the server's bind address (no JVM) ----------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "::1", "[::1]", "localhost",
+                                  "LOCALHOST"])
+def test_loopback_binds_need_nothing(host):
+    assert check_bind(host, {}) == host
+
+
+@pytest.mark.parametrize("host,conf", [
+    ("0.0.0.0", {}), ("::", {}), ("192.168.1.5", {}), ("myhost.example.com", {}),
+    ("0.0.0.0", {"spark.hadoop.hive.server2.authentication": "NONE"}),
+    ("0.0.0.0", {"hive.server2.authentication": "nosasl"}),
+])
+def test_non_loopback_bind_without_authentication_is_refused(host, conf):
+    with pytest.raises(ConfigurationError,
+                       match=r"Expected --bind to be a loopback address .* Received: --bind "
+                             + re.escape(host) + r" .*--insecure-bind"):
+        check_bind(host, conf)
+
+
+def test_non_loopback_bind_with_authentication_or_insecure_bind(caplog):
+    assert check_bind("0.0.0.0", {"spark.hadoop.hive.server2.authentication": "LDAP"}) == "0.0.0.0"
+    assert check_bind("10.0.0.5", {"hive.server2.authentication": "KERBEROS"}) == "10.0.0.5"
+    with caplog.at_level(logging.WARNING, logger="lime_spark.spark.sqlserver"):
+        assert check_bind("0.0.0.0", {}, insecure=True) == "0.0.0.0"
+    assert "WITHOUT AUTHENTICATION" in caplog.text
+
+
+@pytest.mark.parametrize("extra,env", [
+    (["--bind", "0.0.0.0"], None),
+    (["--conf", "spark.hadoop.hive.server2.thrift.bind.host=0.0.0.0"], None),  # not a way around
+    (["--conf", "hive.server2.thrift.bind.host=10.1.2.3"], None),
+    ([], "0.0.0.0"),                       # HiveServer2 prefers this variable to its settings
+])
+def test_sql_server_refuses_an_open_bind_before_starting_spark(monkeypatch, capsys, extra, env):
+    import lime_spark.cli
+    import lime_spark.spark.session
+
+    def no_session(**kwargs):
+        raise AssertionError("a session was built")
+
+    monkeypatch.setattr(lime_spark.spark.session, "build_session", no_session)
+    monkeypatch.setattr(lime_spark.cli, "configure_logging", lambda level: None)
+    if env is None:
+        monkeypatch.delenv("HIVE_SERVER2_THRIFT_BIND_HOST", raising=False)
+    else:
+        monkeypatch.setenv("HIVE_SERVER2_THRIFT_BIND_HOST", env)
+    assert lime_spark.cli.main(["sql-server", "--port", str(_free_port()), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lime-spark: error: Expected ")
+    assert ("loopback address" in err) if env is None else ("HIVE_SERVER2_THRIFT_BIND_HOST" in err)
 
 
 # --- a real job run, the JDBC server, and the audit queries --------------------------------------
@@ -323,6 +448,51 @@ def test_queries_give_the_same_results_in_beeline_and_duckdb(server, second_run,
         shares = [r["cumulative_share"] for r in top if r["image_id"] == image]
         assert shares[-1] >= 0.5 - 1e-9 and all(s < 0.5 for s in shares[:-1])
     assert {r["label_name"] for r in results["top_superpixels@ring"]} <= {"ring"}
+
+
+def _listening_addresses(port: int) -> set:
+    """Addresses of LISTEN sockets on ``port`` (Linux /proc/net/tcp{,6})."""
+    import ipaddress
+
+    found = set()
+    for name in ("tcp", "tcp6"):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1]     # little-endian words
+                               for i in range(0, len(address), 8))
+                found.add(ipaddress.ip_address(raw))
+    return found
+
+
+def test_sql_server_listens_on_loopback_only(server):
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux /proc/net/tcp")
+    addresses = _listening_addresses(server["port"])
+    assert addresses and all(
+        a.is_loopback or (a.version == 6 and a.ipv4_mapped and a.ipv4_mapped.is_loopback)
+        for a in addresses), addresses
+    info = json.loads(server_info_path(CATALOG_DIR).read_text())
+    assert info["host"] == info["bind"] == "127.0.0.1"
+
+
+def test_registration_through_the_server_keeps_variable_references(spark, server, tmp_path):
+    root = _literal_root(tmp_path)
+    url = f"jdbc:hive2://127.0.0.1:{server['port']}/default"
+    assert register_tables(spark, "literal_jdbc", str(root)) == [
+        "literal_jdbc.images", "literal_jdbc.explanations", "literal_jdbc.features"]
+    with _jdbc_runner(spark, url) as run:
+        try:
+            location = next(r[1] for r in run("DESCRIBE TABLE EXTENDED literal_jdbc.images")
+                            if r[0] == "Location")
+            assert location.endswith(LITERAL_END)
+            assert [r[0] for r in run("SHOW PARTITIONS literal_jdbc.images")] == ["run_id=r1"]
+        finally:
+            run("DROP DATABASE literal_jdbc CASCADE")
 
 
 def test_sql_server_stops_on_sigterm_and_leaves_the_catalog_usable(spark, server, second_run):

@@ -69,3 +69,73 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for f in JobConfig.options():
         assert "--" + f.name.replace("_", "-") in text
+
+
+# --- run ids are text, checked by one rule -------------------------------------------------------
+
+@pytest.mark.parametrize("written,run_id", [
+    ("0123", "0123"), ("2026-11-23", "2026-11-23"), ("1e3", "1e3"), ("0x1F", "0x1F"),
+    ("true", "true"), ("12_000", "12_000"), ("'0123'", "0123"), ('"2026-11-23"', "2026-11-23"),
+    ("20261123T190000Z", "20261123T190000Z"), ("null", None),
+])
+def test_run_id_is_kept_as_written_in_set_config_file_and_option(tmp_path, written, run_id):
+    assert load_config(assignments=[f"run_id={written}"], overrides=REQUIRED).run_id == run_id
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"run_id: {written}\nnum_samples: 300\nlabels: [cat, dog]\n")
+    cfg = load_config(config_file=str(conf), overrides=REQUIRED)
+    assert cfg.run_id == run_id
+    assert cfg.num_samples == 300 and cfg.labels == ["cat", "dog"]   # other values stay typed
+    conf.write_text(f"run-id: {written}\n")
+    assert load_config(config_file=str(conf), overrides=REQUIRED).run_id == run_id
+    if run_id is not None and not written.startswith(("'", '"')):
+        args = build_parser().parse_args(
+            ["explain", "--input", "i", "--output", "o", "--model", "m", "--run-id", written])
+        assert config_from_args(args).run_id == run_id
+
+
+def test_text_options_are_never_reinterpreted_by_yaml(tmp_path):
+    cfg = load_config(assignments=["input=2026-11-23", "database=d0123", "labels=imagenet",
+                                   "weights=null", "num_samples=300", "fill=[1, 2, 3]"],
+                      overrides={"output": "o", "model": "m"})
+    assert (cfg.input, cfg.database, cfg.labels, cfg.weights) == (
+        "2026-11-23", "d0123", "imagenet", None)
+    assert cfg.num_samples == 300 and cfg.fill == [1, 2, 3]
+    with pytest.raises(ConfigurationError, match=r"database='1e3'"):     # not 1000.0
+        load_config(assignments=["database=1e3"], overrides=REQUIRED)
+
+
+@pytest.mark.parametrize("value", [83, 2026, 1.5, True, ["a"], {"a": 1}])
+def test_a_non_string_run_id_is_an_error_not_coerced(value):
+    with pytest.raises(ConfigurationError,
+                       match=r"Expected run_id to be text .*Received: run_id=.* of type"):
+        load_config(overrides={**REQUIRED, "run_id": value})
+    with pytest.raises(ConfigurationError, match="run_id"):
+        JobConfig(**REQUIRED, run_id=value)
+
+
+def test_a_list_or_mapping_for_run_id_in_yaml_is_an_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="Expected run_id to be text"):
+        load_config(assignments=["run_id=[1, 2]"], overrides=REQUIRED)
+    conf = tmp_path / "c.yaml"
+    conf.write_text("run_id: {a: 1}\n")
+    with pytest.raises(ConfigurationError, match="Expected run_id to be text"):
+        load_config(config_file=str(conf), overrides=REQUIRED)
+
+
+@pytest.mark.parametrize("run_id", ["", ".", "..", "a/b", "../x", "a b", "x" * 65, "r\u00e9",
+                                    "__HIVE_DEFAULT_PARTITION__", "a\n", "run=1"])
+def test_check_run_id_refuses(run_id):
+    from lime_spark.config import RUN_ID_PATTERN, check_run_id
+
+    assert RUN_ID_PATTERN.fullmatch(run_id) is None
+    with pytest.raises(ConfigurationError, match=r"Expected run_id of 1-64 letters.*Received: "):
+        check_run_id(run_id)
+
+
+@pytest.mark.parametrize("run_id", ["0123", "2026-11-23", "nightly.2", "...", "_x", "-", "x" * 64,
+                                    "20261123T190000Z"])
+def test_check_run_id_accepts(run_id):
+    from lime_spark.config import check_run_id
+
+    assert check_run_id(run_id) == run_id
+    assert JobConfig(**REQUIRED, run_id=run_id).run_id == run_id

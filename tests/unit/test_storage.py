@@ -63,13 +63,13 @@ def test_atomic_write_read_and_errors(tmp_path):
     remove_tree(str(tmp_path / "a"))                          # missing is fine
 
 
-def test_transient_errors_are_retried_then_reported(monkeypatch, tmp_path):
-    import fsspec.implementations.local as local
+def test_transient_errors_are_retried_then_reported(monkeypatch):
+    from fsspec.implementations.memory import MemoryFileSystem
 
-    path = tmp_path / "x.bin"
-    path.write_bytes(b"data")
+    uri = "memory://lime-storage-retry/x.bin"
+    write_bytes(uri, b"data")
     calls = {"n": 0}
-    real_open = local.LocalFileSystem._open
+    real_open = MemoryFileSystem._open
 
     def flaky(self, p, *args, **kwargs):
         calls["n"] += 1
@@ -77,13 +77,17 @@ def test_transient_errors_are_retried_then_reported(monkeypatch, tmp_path):
             raise ConnectionError("connection reset by peer")
         return real_open(self, p, *args, **kwargs)
 
-    monkeypatch.setattr(local.LocalFileSystem, "_open", flaky)
-    retried = []
-    assert read_bytes(str(path), backoff=0.001, on_retry=retried.append) == b"data"
-    assert len(retried) == 2
-    calls["n"] = -100
-    with pytest.raises(StorageError, match="after 2 attempt"):
-        read_bytes(str(path), retries=1, backoff=0.001)
+    monkeypatch.setattr(MemoryFileSystem, "_open", flaky)
+    try:
+        retried = []
+        assert read_bytes(uri, backoff=0.001, on_retry=retried.append) == b"data"
+        assert len(retried) == 2
+        calls["n"] = -100
+        with pytest.raises(StorageError, match="after 2 attempt"):
+            read_bytes(uri, retries=1, backoff=0.001)
+    finally:
+        monkeypatch.undo()
+        remove_tree("memory://lime-storage-retry")
 
 
 def test_redact_hides_secrets():
