@@ -36,13 +36,14 @@ from .exceptions import (
     LimeSparkError,
     SegmentationError,
 )
-from .images import decode_image, resize_image
+from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image, resize_image
 from .metrics import deletion_insertion_auc
 from .models import Classifier
 from .render import encode_png, render_explanation, render_superpixels, thumbnail, upsample_segments
 from .sampling import derive_seed
 from .segmentation import segment_image
-from .storage import join_uri, read_bytes, redact, remove_tree, safe_key, write_bytes
+from .storage import (DEFAULT_MAX_BYTES, join_uri, read_bytes, redact, remove_tree, safe_key,
+                      write_bytes)
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "image_id_for_path",
            "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
@@ -143,7 +144,9 @@ class BatchSettings:
     run_seed: int
     output_root: str
     top_labels: int = 5
-    max_pixels: int = 89_478_485
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
     read_retries: int = 3
     overlays: bool = True
     overlay_display: str = "outline"
@@ -322,9 +325,11 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
                 f"Expected an image path (URI) in the input row. Received: path={record.path!r}")
         seed = derive_seed(settings.run_seed, image_id)
         base["seed"] = seed
-        data = read_bytes(record.path, retries=settings.read_retries, on_retry=count_retry)
+        data = read_bytes(record.path, retries=settings.read_retries, on_retry=count_retry,
+                          max_bytes=settings.max_bytes)
         deadline("decode")
-        original = decode_image(data, max_pixels=settings.max_pixels)
+        original = decode_image(data, max_pixels=settings.max_pixels,
+                                max_decode_bytes=settings.max_decode_bytes)
         del data
         height, width = original.shape[:2]
         base.update(width=width, height=height)

@@ -20,8 +20,9 @@ from typing import Any
 from ._validation import check_int, check_one_of, check_real
 from .exceptions import ConfigurationError
 from .explainer import DEFAULT_FILL
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS
 from .segmentation import SEGMENTERS
+from .storage import DEFAULT_MAX_BYTES
 from .surrogate import FEATURE_SELECTIONS
 
 __all__ = ["JobConfig", "load_config", "render_default_yaml", "parse_assignment",
@@ -100,6 +101,8 @@ class JobConfig:
     id_column: str = _opt("image_id", "input column with image ids (absent: a hash of the path)")
     label_column: str = _opt("label", "input column with the expected label, kept for audits (optional)")
     max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "decompression-bomb guard: largest width x height decoded")
+    max_bytes: int = _opt(DEFAULT_MAX_BYTES, "largest image file read, in bytes (checked from its size first)")
+    max_decode_bytes: int = _opt(DEFAULT_MAX_DECODE_BYTES, "largest memory one decode may need, in bytes (estimated from the header)")
     read_retries: int = _opt(3, "retries with backoff of transient storage read errors per image")
     image_timeout: float | None = _opt(None, "seconds one image may take before it becomes an error row (null: no limit)")
     overlays: bool = _opt(True, "write overlay PNGs per explained label and a superpixel PNG per image")
@@ -118,7 +121,8 @@ class JobConfig:
                     f"Missing required option {f.name!r} (--{f.name.replace('_', '-')})."
                 )
         for name in ("num_samples", "top_labels", "batch_size", "n_superpixels",
-                     "overlay_features", "read_retries", "max_pixels"):
+                     "overlay_features", "read_retries", "max_pixels", "max_bytes",
+                     "max_decode_bytes"):
             check_int(name, getattr(self, name), minimum=0 if name == "read_retries" else 1)
         check_int("num_samples", self.num_samples, minimum=2)
         check_int("n_superpixels", self.n_superpixels, minimum=2)

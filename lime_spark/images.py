@@ -102,7 +102,7 @@ DECODED_FORMATS: tuple[str, ...] = (
     "AVIF", "BLP", "BMP", "DIB", "PCX", "DDS", "GIF", "PNG", "JPEG2000", "ICNS", "ICO", "IM",
     "JPEG", "TIFF", "MSP", "PPM", "QOI", "SGI", "SPIDER", "TGA", "WEBP", "XBM",
 )
-"""The Pillow formats :func:`decode_image` decodes, in the order Pillow tries them.
+"""The Pillow formats :func:`decode_image` decodes (the allow-list of ``Image.open``).
 
 Every format Pillow both writes and reads, except EPS (JPEG covers MPO,
 PPM covers PBM/PGM/PNM, ICO and ICNS their embedded PNG/JPEG 2000 images).
@@ -626,11 +626,16 @@ def _unidentified_error(buffer: bytes | bytearray | memoryview) -> InvalidImageE
     )
 
 
+#: Tried first, as Pillow's ``Image.open`` does (the plugins of ``Image.preinit``).
+_COMMON_FORMATS = ("BMP", "DIB", "GIF", "JPEG", "PPM", "PNG")
+
+
 @lru_cache(maxsize=1)
 def _open_formats() -> list[str]:
-    """DECODED_FORMATS as the list ``Image.open`` takes (plugins registered first)."""
+    """DECODED_FORMATS as the list ``Image.open(formats=...)`` tries in order."""
     Image.init()
-    return [name for name in DECODED_FORMATS if name in Image.OPEN]
+    ordered = [*_COMMON_FORMATS, *(f for f in DECODED_FORMATS if f not in _COMMON_FORMATS)]
+    return [name for name in ordered if name in DECODED_FORMATS and name in Image.OPEN]
 
 
 def _decode(buffer: bytes | bytearray | memoryview, max_pixels: int, max_decode_bytes: int,

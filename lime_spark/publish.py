@@ -217,13 +217,17 @@ def acquire_run_lock(root: str, run_id: str, *, stale_after: float = 3600.0,
 
 
 def _move(src: str, dst: str) -> None:
+    """Move a folder: one rename on local disk, a copy per object then a delete elsewhere."""
     fs, src_path = filesystem(src)
     _, dst_path = filesystem(dst)
     if is_local_filesystem(fs):
         os.makedirs(os.path.dirname(dst_path), exist_ok=True)
         os.replace(src_path, dst_path)
-    else:
-        fs.mv(src_path, dst_path, recursive=True)
+        return
+    src_path, dst_path = src_path.rstrip("/"), dst_path.rstrip("/")
+    for path in fs.find(src_path):         # objects only: S3A's folder markers are not copied
+        fs.copy(path, dst_path + path[len(src_path):])
+    fs.rm(src_path, recursive=True)
 
 
 def publish_run(root: str, run_id: str, staging: str, folders: Iterable[str]) -> dict[str, bool]:
@@ -239,6 +243,7 @@ def publish_run(root: str, run_id: str, staging: str, folders: Iterable[str]) ->
         Folder name -> whether the new run has a partition there.
     """
     run = f"run_id={check_run_id(run_id)}"
+    filesystem(root)[0].invalidate_cache()   # Spark wrote behind fsspec's listing cache
     published = {}
     for name in folders:
         src = join_uri(staging, name, run)

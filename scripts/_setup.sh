@@ -113,7 +113,7 @@ setup_s3a_jars() {
         return 0
     fi
     command -v mvn >/dev/null 2>&1 ||
-        die "Maven (mvn) is required once to fetch Spark's S3A jars into conf/jars/lib (Debian: apt-get install maven), or set LIME_SPARK_SKIP_S3A_JARS=1 to run without s3a:// support."
+        die "Maven (mvn) is required once to fetch Spark's S3A jars into conf/jars/lib (Debian: apt-get install maven); LIME_SPARK_SKIP_S3A_JARS=1 scripts/test.sh runs the tests without them (the S3 job test is skipped)."
     echo "setup: fetching the S3A jars (hadoop-aws, 686 MB AWS SDK bundle) into conf/jars/lib with Maven" >&2
     tmp="$REPO/conf/jars/target/lib.$$"          # conf/jars/target/ is git-ignored too
     log="$REPO/conf/jars/target/mvn.log"

@@ -30,6 +30,7 @@ case " $* " in
     *) MODEL_ARGS=(--model mobilenet --model-args "{alpha: 0.25, input_shape: [128, 128, 3]}") ;;
 esac
 
+echo "demo: explaining scikit-image's photos on local Spark (a minute or two; Spark's log: $OUT/demo.err)" >&2
 "$VENV/bin/lime-spark" explain \
     --input "$OUT/demo-input/images.parquet" --output "$OUT" --run-id demo \
     --labels imagenet --log-level WARNING "${MODEL_ARGS[@]}" "$@" \

@@ -412,7 +412,8 @@ def _explain_and_publish(spark: Any, cfg: JobConfig, root: str, staging: str) ->
 
     settings = BatchSettings(
         run_id=cfg.run_id, run_seed=cfg.seed, output_root=root, top_labels=cfg.top_labels,
-        max_pixels=cfg.max_pixels, read_retries=cfg.read_retries, overlays=cfg.overlays,
+        max_pixels=cfg.max_pixels, max_bytes=cfg.max_bytes, max_decode_bytes=cfg.max_decode_bytes,
+        read_retries=cfg.read_retries, overlays=cfg.overlays,
         overlay_display=cfg.overlay_display, overlay_features=cfg.overlay_features,
         overlay_max_side=cfg.overlay_max_side, metrics=cfg.metrics,
         image_timeout=cfg.image_timeout, overlay_root=staging)

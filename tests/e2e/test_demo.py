@@ -44,7 +44,7 @@ def demo(tmp_path_factory):
     seconds = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(f"demo.sh --num-samples 300 took {seconds:.0f}s")
-    return out, keras_home, proc.stdout
+    return out, keras_home, proc.stdout, proc.stderr
 
 
 def _table(out: Path, name: str):
@@ -52,7 +52,7 @@ def _table(out: Path, name: str):
 
 
 def test_demo_prints_summary_query_and_report_path(demo):
-    out, keras_home, stdout = demo
+    out, keras_home, stdout, _ = demo
     assert "run demo: 8 images, 8 ok, 0 error" in stdout
     assert "top_label_name" in stdout and "explanation_fit" in stdout    # the DuckDB query
     report = out / "report" / "run_id=demo" / "index.html"
@@ -61,8 +61,15 @@ def test_demo_prints_summary_query_and_report_path(demo):
     assert {MOBILENET_FILE.name, CLASS_INDEX_FILE.name} <= seeded
 
 
+def test_demo_sets_up_nothing_more_in_the_test_venv(demo):
+    # the test venv (extra dev) holds the demo's dependencies; the demo never fetches the S3A jars
+    _, _, _, stderr = demo
+    assert "setup:" not in stderr and "S3A" not in stderr
+    assert "demo: explaining scikit-image's photos on local Spark" in stderr
+
+
 def test_demo_tables_and_overlays(demo):
-    out, _, _ = demo
+    out, _, _, _ = demo
     images = _table(out, "images")
     assert list(images.columns) == list(IMAGE_COLUMNS)
     assert set(images.image_id) == PHOTOS and (images.status == "ok").all()
@@ -85,7 +92,7 @@ def test_demo_tables_and_overlays(demo):
 
 
 def test_demo_report(demo, tmp_path):
-    out, _, _ = demo
+    out, _, _, _ = demo
     folder = out / "report" / "run_id=demo"
     data = page_data((folder / "index.html").read_text("utf-8"))
     explanations = _table(out, "explanations")
