@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._validation import check_int
+from .config import check_run_id
 from .exceptions import ConfigurationError, ImageTooLargeError, StorageError
 from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from .storage import (
@@ -61,6 +62,7 @@ from .storage import (
     filesystem,
     join_uri,
     read_bytes,
+    redact_value,
     remove_tree,
     safe_key,
     write_bytes,
@@ -630,8 +632,7 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     """
     import pyarrow.dataset as ds
 
-    if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id in (".", ".."):
-        raise ConfigurationError(f"Expected run_id to be a run's id. Received: run_id={run_id!r}")
+    check_run_id(run_id)
     side = check_int("thumbnail_side", thumbnail_side, minimum=16)
     page_size = check_int("page_size", page_size, minimum=1)
     if workers is not None:
@@ -641,7 +642,7 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     workers, share = _thread_plan(memory_budget, workers)
     started = time.perf_counter()
     root = output_root.rstrip("/")
-    summary = _read_summary(root, run_id)
+    summary = redact_value(_read_summary(root, run_id))   # the run line quotes input/config
     config = summary.get("config") or {}
     overlay_features = int(config.get("overlay_features") or 5)
     limits = _Limits(max_pixels=int(config.get("max_pixels") or DEFAULT_MAX_PIXELS),
@@ -707,6 +708,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``lime-spark report``: write the report and print its URI."""
+    check_run_id(args.run_id)
     if not exists(join_uri(args.output, "images", f"run_id={args.run_id}")):
         raise StorageError(
             f"Expected a finished run under {args.output!r}. Received: run_id={args.run_id!r} "

@@ -330,6 +330,21 @@ def test_rerun_replaces_thumbnails(tmp_path):
             assert max(im.size) <= 64
 
 
+def test_run_line_masks_secrets_of_the_input_uri(tmp_path):
+    root = tmp_path / "out"
+    make_run(str(root), "r", 2, errors=0, hostile=False)
+    summary_path = root / "runs" / "run_id=r" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["input"] = ("https://alice:hunter2@host/list.parquet"
+                        "?X-Amz-Signature=0123abcd&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE")
+    summary["config"]["model_args"] = {"api_key": "sk-live-secret"}
+    summary_path.write_text(json.dumps(summary))
+    text = Path(write_report(str(root), "r")).read_text()
+    assert "host/list.parquet" in text
+    for secret in ("hunter2", "0123abcd", "AKIAIOSFODNN7EXAMPLE", "sk-live-secret"):
+        assert secret not in text
+
+
 def test_missing_pictures_become_placeholders_not_failures(tmp_path):
     root = tmp_path / "out"
     make_run(str(root), "r", 5, errors=1, overlays=False, originals=False)
