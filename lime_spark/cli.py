@@ -143,8 +143,8 @@ def run_explain(config: JobConfig, *, master: str | None = None,
     own = spark is None
     if own:
         # everything that needs no Spark fails here, in about a second
-        preflight(config)
         check_s3a_available([config.input, config.output], conf, master=master)
+        preflight(config)
         spark = build_session(app_name=f"lime-spark {config.run_id}", master=master, conf=conf)
     try:
         return run_job(spark, config)

@@ -64,7 +64,7 @@ setup_venv() {
     fi
     extras="$(echo "$have_extras$missing" | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -)"
     case ",$extras," in *,dev,*) extras="$(echo "$extras,demo,s3" | tr ',' '\n' | sort -u | paste -sd, -)" ;; esac
-    echo "setup: installing lime-spark[$extras] into .venv (the first time takes a few minutes)" >&2
+    echo "setup: installing lime-spark[$extras] into .venv (a minute or two the first time on a machine)" >&2
     log="$VENV/install.log"
     : > "$log"
     if [ "${LIME_SPARK_INSTALLER:-uv}" = "uv" ]; then
@@ -76,7 +76,7 @@ setup_venv() {
         local args=(pip install --python "$VENV/bin/python" -c "$REPO/constraints.txt" -e "$REPO[$extras]" pip)
         "$uv" "${args[@]}" --offline >> "$log" 2>&1 || "$uv" "${args[@]}" >> "$log" 2>&1
     else
-        { "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip -q; } >> "$log" 2>&1 &&
+        { "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip; } >> "$log" 2>&1 &&
         "$VENV/bin/python" -m pip install -c "$REPO/constraints.txt" -e "$REPO[$extras]" >> "$log" 2>&1
     fi || {
         tail -n 30 "$log" >&2
@@ -92,7 +92,7 @@ _venv_uv() {
         "$VENV/bin/python" -m pip install -q "${pin[@]}"
     else      # the base interpreter's pip, installing into the venv (pip >= 22.3), else ensurepip
         "$py" -m pip --python "$VENV/bin/python" install -q "${pin[@]}" ||
-            { "$VENV/bin/python" -m ensurepip -q && "$VENV/bin/python" -m pip install -q "${pin[@]}"; }
+            { "$VENV/bin/python" -m ensurepip && "$VENV/bin/python" -m pip install -q "${pin[@]}"; }
     fi
     [ -x "$VENV/bin/uv" ]
 }

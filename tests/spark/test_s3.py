@@ -131,7 +131,7 @@ def s3a_jars_present():
     if not s3a_jars():
         if os.environ.get("LIME_SPARK_SKIP_S3A_JARS") == "1":
             pytest.skip("LIME_SPARK_SKIP_S3A_JARS=1: no S3A jars in conf/jars/lib")
-        pytest.fail("Spark's S3A jars are missing from conf/jars/lib: run scripts/_setup.sh "
+        pytest.fail("Spark's S3A jars are missing from conf/jars/lib: run scripts/_setup.sh --s3a-jars "
                     "(it fetches them with Maven from conf/jars/pom.xml)")
 
 
