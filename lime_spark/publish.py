@@ -40,7 +40,8 @@ from .exceptions import RunLockedError, StorageError
 from .storage import exists, filesystem, is_local_filesystem, join_uri, remove_tree, write_bytes
 
 __all__ = ["LOCK_FOLDER", "STAGING_FOLDER", "RunLock", "lock_uri", "staging_uri", "read_run_lock",
-           "check_run_lock", "acquire_run_lock", "publish_run", "remove_partial_writes"]
+           "check_run_lock", "acquire_run_lock", "publish_run", "discard_staging",
+           "remove_partial_writes"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class RunLock:
                 fs.rm(path)
             except FileNotFoundError:
                 pass
+        _remove_empty_folders(join_uri(self.root, LOCK_FOLDER))
 
     def __enter__(self) -> RunLock:
         return self
@@ -257,8 +259,26 @@ def publish_run(root: str, run_id: str, staging: str, folders: Iterable[str]) ->
                 raise StorageError(f"Could not move the staged {name} of run {run_id!r} from "
                                    f"{src} to {dst}: {type(exc).__name__}: {exc}") from exc
         published[name] = present
-    remove_tree(staging)
+    discard_staging(root, run_id, staging)
     return published
+
+
+def discard_staging(root: str, run_id: str, staging: str) -> None:
+    """Delete a job's staging folder, and the staging folders above it once empty."""
+    remove_tree(staging)
+    _remove_empty_folders(staging_uri(root, run_id), join_uri(root, STAGING_FOLDER))
+
+
+def _remove_empty_folders(*uris: str) -> None:
+    """Remove local folders that are empty, in order (object stores have no empty folders)."""
+    for uri in uris:
+        fs, path = filesystem(uri)
+        if not is_local_filesystem(fs):
+            return
+        try:
+            os.rmdir(path)
+        except OSError:          # not empty (another run's), or gone
+            return
 
 
 def remove_partial_writes(folder: str) -> int:

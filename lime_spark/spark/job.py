@@ -32,7 +32,8 @@ from ..batch import (RENAME_DIGEST_HEX, BatchSettings, ImageRecord, RecordResult
 from ..config import JobConfig
 from ..exceptions import ConfigurationError, InvalidImageError
 from ..preflight import output_uri, preflight
-from ..publish import acquire_run_lock, publish_run, remove_partial_writes, staging_uri
+from ..publish import (acquire_run_lock, discard_staging, publish_run, remove_partial_writes,
+                       staging_uri)
 from ..storage import join_uri, redact_value, remove_tree, to_hadoop_uri, write_bytes
 from .gpu import pin_task_gpus, task_cpus
 from .model_cache import ModelPayload, get_classifier
@@ -379,7 +380,7 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         try:
             summary = _explain_and_publish(spark, cfg, root, staging)
         except BaseException:
-            remove_tree(staging)
+            discard_staging(root, cfg.run_id, staging)
             raise
         summary["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
         _finish(spark, cfg, root, summary)

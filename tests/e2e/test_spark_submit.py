@@ -71,7 +71,7 @@ def test_configuration_errors_exit_fast_with_one_line(job_inputs, tmp_path):
     cases = [
         (["--input", "x", "--output", str(tmp_path), "--model", "m", "--bogus", "1"], 2, "bogus"),
         (["--input", str(job_inputs / "list.parquet"), "--output", str(tmp_path / "o"),
-          "--model", str(tmp_path / "missing.keras")], 2, "no such file"),
+          "--model", str(tmp_path / "missing.keras")], 2, "(not found)"),
         (["--output", str(tmp_path / "o"), "--model", "m"], 2, "--input"),
     ]
     for args, code, fragment in cases:

@@ -148,7 +148,7 @@ def test_registration_keeps_variable_references_in_the_output_path(spark, catalo
         release_catalog(spark)
 
 
-def test_check_catalog_refuses_a_metastore_another_process_holds(spark, catalog):
+def test_check_catalog_refuses_a_metastore_another_process_holds(spark, catalog, tmp_path):
     with pytest.raises(ConfigurationError, match="SQL identifier.*Received: database='bad-name'"):
         check_catalog(spark, "bad-name")
     spark.sql("SHOW DATABASES").collect()         # this session opens the metastore ...
@@ -176,6 +176,21 @@ def test_check_catalog_refuses_a_metastore_another_process_holds(spark, catalog)
                                  r"in another process .*lime-spark sql-server"):
             check_catalog(spark, "audit")
         assert time.monotonic() - started < 5
+        # the job checks the catalog before anything else of its own: no image, no table
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from lime_spark.cli import run_explain
+        from lime_spark.config import load_config
+
+        pq.write_table(pa.table({"path": [str(tmp_path / "a.png")]}), tmp_path / "in.parquet")
+        (tmp_path / "never-loaded.keras").write_bytes(b"not read: the catalog fails first")
+        config = load_config(overrides={
+            "input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out"),
+            "model": str(tmp_path / "never-loaded.keras"), "database": "audit"}).resolved()
+        with pytest.raises(ConfigurationError, match="to be free"):
+            run_explain(config, spark=spark)
+        assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     finally:
         holder.stdin.close()                      # ij exits at end of input
         try:
