@@ -1,12 +1,17 @@
-"""Log formatting for entry points and Spark workers: secrets never reach a log line."""
+"""Logging for entry points and Spark workers: secrets never reach a log line.
+
+:class:`RedactingFormatter` formats every line (workers use it too);
+:func:`configure_logging` is the handler setup that only entry points run.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from .storage import redact
 
-__all__ = ["RedactingFormatter", "LOG_FORMAT"]
+__all__ = ["RedactingFormatter", "LOG_FORMAT", "configure_logging"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -16,3 +21,13 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+def configure_logging(level: str) -> None:
+    """Entry points only: log lime-spark's records to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    root = logging.getLogger("lime_spark")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

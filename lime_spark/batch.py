@@ -7,6 +7,11 @@ failure of one image becomes an error row: the caller never sees an
 exception for a bad image, and an error row never leaves overlays behind.
 The Spark partition function and a plain Python loop both call it.
 
+``explain_record`` is a sequence of small stages (read, decode, resize,
+explain, metrics, rows, overlays) under one error policy
+(:func:`_error_result`); the table rows are built in :mod:`lime_spark.rows`,
+the overlay PNGs written in :mod:`lime_spark.overlays`.
+
 A per-image time limit (``BatchSettings.image_timeout``) is cooperative: the
 elapsed time is checked between the stages of one image and before every
 model batch, and an image over its limit becomes an ``ImageTimeoutError``
@@ -21,14 +26,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import check_run_id
-from .explainer import ImageExplainer, ImageExplanation
+from .explainer import Checkpoint, ImageExplainer, ImageExplanation
 from .exceptions import (
     ClassifierOutputError,
     ImageTimeoutError,
@@ -39,11 +44,14 @@ from .exceptions import (
 from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image, resize_image
 from .metrics import deletion_insertion_auc
 from .models import Classifier
-from .render import encode_png, render_explanation, render_superpixels, thumbnail, upsample_segments
+from .options import Bool, Int, OneOf, Optional, Real, option, validate
+from .overlays import overlay_folder, overlay_uris, remove_overlays, write_overlays
+from .rows import base_row, error_row, explanation_rows, feature_rows, ok_row, pixel_stats
+from .run_ids import check_run_id
 from .sampling import derive_seed
 from .segmentation import segment_image
-from .storage import (DEFAULT_MAX_BYTES, join_uri, read_bytes, redact, remove_tree, safe_key,
-                      write_bytes)
+from .storage import DEFAULT_MAX_BYTES, read_bytes, redact
+from .tables import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMNS  # re-exported
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "image_id_for_path",
            "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
@@ -51,15 +59,7 @@ __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "im
 
 logger = logging.getLogger(__name__)
 
-IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class", "error_message",
-                 "width", "height", "n_superpixels", "n_samples", "top_label", "top_label_name",
-                 "top_prob", "seconds", "model_name", "model_digest", "seed")
-EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_prob", "model_r2",
-                       "intercept", "local_pred", "deletion_auc", "insertion_auc", "overlay_uri")
-FEATURE_COLUMNS = ("image_id", "label", "feature", "feature_weight", "feature_rank",
-                   "pixel_count", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
-
-_MAX_MESSAGE = 2000
+_pixel_stats = pixel_stats    # its former name here, still imported by tests
 
 RENAME_DIGEST_HEX = 16
 """Hex digits of sha256(path) in a renamed duplicate id (64 bits)."""
@@ -138,27 +138,44 @@ def check_classifier_outputs(classifier: Classifier) -> None:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """Per-run values the per-image work needs (taken from ``JobConfig``)."""
+    """The per-image settings: job options (declared here once) and the run's own values.
 
-    run_id: str
-    run_seed: int
-    output_root: str
-    top_labels: int = 5
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
-    read_retries: int = 3
-    overlays: bool = True
-    overlay_display: str = "outline"
-    overlay_features: int = 5
-    overlay_max_side: int = 1024
-    metrics: bool = True
-    image_timeout: float | None = None
-    overlay_root: str | None = None
-    """Where overlay files are written (a staging area); ``None``: ``output_root``.
-    The tables always name them under ``output_root``, where they are published."""
+    ``run_id``, ``run_seed``, ``output_root`` and ``overlay_root`` are set by the
+    job (or :func:`lime_spark.spark.explain_images`); the other fields are
+    options of ``lime-spark explain``.
+    """
+
+    run_id: str = option("adhoc", "the run (names the overlay folder)", job=False)
+    run_seed: int = option(0, "the run's seed", Int(), job=False)
+    output_root: str = option("", "where the tables name the overlays", job=False)
+    top_labels: int = option(5, "explain this many most probable labels per image", Int(1))
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "decompression-bomb guard: largest width x height decoded", Int(1))
+    max_bytes: int = option(
+        DEFAULT_MAX_BYTES, "largest image file read, in bytes (checked from its size first)",
+        Int(1))
+    max_decode_bytes: int = option(
+        DEFAULT_MAX_DECODE_BYTES,
+        "largest memory one decode may need, in bytes (estimated from the header)", Int(1))
+    read_retries: int = option(
+        3, "retries with backoff of transient storage read errors per image", Int(0))
+    image_timeout: float | None = option(
+        None, "seconds one image may take before it becomes an error row (null: no limit)",
+        Optional(Real(0, exclusive=True)))
+    overlays: bool = option(
+        True, "write overlay PNGs per explained label and a superpixel PNG per image", Bool())
+    overlay_display: str = option(
+        "outline", "overlay style: outline or block (R lime's display)",
+        OneOf(("outline", "block")))
+    overlay_features: int = option(5, "most positive superpixels drawn per label overlay", Int(1))
+    overlay_max_side: int = option(
+        1024, "longest side of overlay PNGs in pixels (0: the original size)", Int(0))
+    metrics: bool = option(True, "compute deletion/insertion AUC for the top label", Bool())
+    overlay_root: str | None = option(
+        None, "where overlay files are written (a staging area; null: output_root)", job=False)
 
     def __post_init__(self) -> None:
+        validate(self)
         check_run_id(self.run_id)      # it becomes part of every overlay path
 
 
@@ -182,44 +199,6 @@ class RecordResult:
     segmentation_fallback: bool = False
 
 
-def _pixel_stats(segments: NDArray, shape: tuple[int, int]) -> dict[int, tuple[int, int, int, int, int]]:
-    """Pixel count and half-open bbox (x0, y0, x1, y1) of each superpixel at ``shape``.
-
-    The segments (h, w) map onto the original (H, W) by nearest neighbour
-    (pixel centres), as the overlays draw them; computed on the small grid.
-    """
-    h, w = segments.shape
-    big_h, big_w = shape
-    row_src = np.minimum(((np.arange(big_h) + 0.5) * h / big_h).astype(np.int64), h - 1)
-    col_src = np.minimum(((np.arange(big_w) + 0.5) * w / big_w).astype(np.int64), w - 1)
-    row_mult = np.bincount(row_src, minlength=h)
-    col_mult = np.bincount(col_src, minlength=w)
-    row_first = np.full(h, -1)
-    row_last = np.full(h, -1)
-    col_first = np.full(w, -1)
-    col_last = np.full(w, -1)
-    for src, first, last in ((row_src, row_first, row_last), (col_src, col_first, col_last)):
-        idx = np.arange(len(src))
-        np.maximum.at(last, src, idx)
-        first[:] = len(src)
-        np.minimum.at(first, src, idx)
-    weight = row_mult[:, None] * col_mult[None, :]
-    n = int(segments.max()) + 1
-    counts = np.bincount(segments.ravel(), weights=weight.ravel(), minlength=n)
-    stats = {}
-    ys, xs = np.nonzero(weight > 0)
-    seg_visible = segments[ys, xs]
-    for k in range(n):
-        sel = seg_visible == k
-        if not np.any(sel):
-            stats[k] = (0, 0, 0, 0, 0)
-            continue
-        y, x = ys[sel], xs[sel]
-        stats[k] = (int(counts[k]), int(col_first[x.min()]), int(row_first[y.min()]),
-                    int(col_last[x.max()]) + 1, int(row_last[y.max()]) + 1)
-    return stats
-
-
 class _Deadline:
     """The per-image time limit: ``deadline(stage)`` raises once it has passed."""
 
@@ -238,46 +217,132 @@ class _Deadline:
                 "--image-timeout, or lower --num-samples or --n-superpixels")
 
 
-def base_row(classifier: Classifier, explainer: ImageExplainer) -> dict[str, Any]:
-    """An ``images`` row with the run's model and sampling values, everything else null."""
-    base = dict.fromkeys(IMAGE_COLUMNS)
-    base.update(model_name=classifier.name, model_digest=classifier.digest,
-                n_samples=explainer.config.num_samples)
-    return base
+@dataclass
+class _ImageState:
+    """What the stages have learnt about one image so far; the error policy reads it.
+
+    ``base`` is the ``images`` row's common part (seed, width and height are
+    filled in as they become known, so an error row keeps them);
+    ``overlay_folder`` is set once overlays may exist, so an error removes it.
+    """
+
+    record: ImageRecord
+    image_id: str
+    base: dict[str, Any]
+    started: float
+    retries: int = 0
+    overlay_folder: str | None = None
+
+    def count_retry(self, exc: BaseException) -> None:
+        """``read_bytes``'s ``on_retry``: count and log one retried read."""
+        self.retries += 1
+        logger.warning("retrying read of %s after %s", self.record.path, type(exc).__name__)
 
 
-def error_row(record: ImageRecord, image_id: str, exc: BaseException, started: float,
-              base: dict[str, Any]) -> dict[str, Any]:
-    """The ``images`` row of an input row that failed with ``exc`` (message redacted, capped)."""
-    message = redact(str(exc) or type(exc).__name__)
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE - 3] + "..."
-    return {**base, "image_id": image_id, "path": record.path,
-            "expected_label": record.expected_label, "status": "error",
-            "error_class": type(exc).__name__, "error_message": message,
-            "seconds": time.perf_counter() - started}
+_Rows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+"""One image's ``images`` row, ``explanations`` rows and ``features`` rows."""
 
 
-def _overlay_folder(root: str, settings: BatchSettings, image_id: str) -> str:
-    return join_uri(root, "overlays", f"run_id={settings.run_id}", safe_key(image_id))
+# The stages of one image, in order: each does one job on plain values.
+
+def _image_id(record: ImageRecord) -> str:
+    """The row's id: its own, else sha256 of its path, else ``""``."""
+    if record.image_id is not None:
+        return record.image_id
+    return image_id_for_path(record.path) if record.path is not None else ""
 
 
-def _write_overlays(settings: BatchSettings, folder: str,
-                    original: NDArray[np.uint8], explanation: ImageExplanation) -> None:
-    canvas = original
-    if settings.overlay_max_side and max(original.shape[:2]) > settings.overlay_max_side:
-        canvas = thumbnail(original, settings.overlay_max_side)
-    segments = upsample_segments(explanation.segments, canvas.shape[:2])
-    write_bytes(join_uri(folder, "segments.png"), render_superpixels(canvas, segments))
-    # a canvas thinner than the model input (a 2 x 4000 strip) can miss superpixels
-    visible = set(np.unique(segments).tolist())
-    for label in explanation.labels:
-        positive = sorted((fw for fw in explanation.local_exp[label]
-                           if fw[1] > 0 and fw[0] in visible),
-                          key=lambda fw: -fw[1])[:settings.overlay_features]
-        png = render_explanation(canvas, segments, positive, display=settings.overlay_display,
-                                 threshold=0.0)
-        write_bytes(join_uri(folder, f"{label}.png"), png)
+def _require_path(record: ImageRecord) -> str:
+    if record.path is None or not str(record.path).strip():
+        raise InvalidImageError(
+            f"Expected an image path (URI) in the input row. Received: path={record.path!r}")
+    return record.path
+
+
+def _read(path: str, settings: BatchSettings, *,
+          on_retry: Callable[[BaseException], None]) -> bytes:
+    """Read the image's bytes; transient errors are retried, each reported to ``on_retry``."""
+    return read_bytes(path, retries=settings.read_retries, on_retry=on_retry,
+                      max_bytes=settings.max_bytes)
+
+
+def _decode(data: bytes, settings: BatchSettings) -> NDArray[np.uint8]:
+    """Decode to RGB (H, W, 3) uint8 within the pixel and memory limits."""
+    return decode_image(data, max_pixels=settings.max_pixels,
+                        max_decode_bytes=settings.max_decode_bytes)
+
+
+def _explain(model_image: NDArray, *, image_id: str, seed: int, classifier: Classifier,
+             explainer: ImageExplainer, settings: BatchSettings,
+             checkpoint: Checkpoint | None) -> tuple[ImageExplanation, bool]:
+    """Segment, predict and fit; on a grid of ``n_superpixels`` cells if the segmenter fails.
+
+    Returns the explanation and whether the grid fallback was taken.
+    """
+    def explain(segments: NDArray | None = None) -> ImageExplanation:
+        return explainer.explain(model_image, classifier, top_labels=settings.top_labels,
+                                 random_state=seed, segments=segments, checkpoint=checkpoint)
+
+    try:
+        return explain(), False
+    except SegmentationError as exc:
+        # The segmenter cannot split this image (SLIC merges a fine texture into one
+        # region): explain it on a regular grid of n_superpixels cells instead.
+        grid = segment_image(model_image, method="grid",
+                             n_superpixels=explainer.config.n_superpixels)
+        logger.warning("image %s: %s; explained on a %d-cell grid instead", image_id, exc,
+                       int(grid.max()) + 1)
+        return explain(grid), True
+
+
+def _metrics(explanation: ImageExplanation, classifier: Classifier, *, enabled: bool,
+             deadline: _Deadline) -> tuple[float | None, float | None]:
+    """Deletion and insertion AUC of the top label; ``(None, None)`` when not enabled."""
+    if not enabled:
+        return None, None
+    deadline("metrics")
+    deletion, insertion = deletion_insertion_auc(explanation, classifier,
+                                                 explanation.top_labels[0])
+    return deletion, insertion
+
+
+def _rows(state: _ImageState, explanation: ImageExplanation,
+          auc: tuple[float | None, float | None], *, shape: tuple[int, int],
+          classifier: Classifier, settings: BatchSettings) -> _Rows:
+    """The image's rows of the three tables (``seconds`` not yet set).
+
+    ``shape`` is the original image's (H, W): pixel counts and bboxes are
+    given at that size.  Overlay URIs name the published folder.
+    """
+    published = overlay_folder(settings.output_root, settings.run_id, state.image_id)
+    uris = overlay_uris(published, explanation.labels) if settings.overlays else {}
+    stats = pixel_stats(explanation.segments, shape)
+    return (ok_row(state.record, state.image_id, explanation, classifier, state.base),
+            explanation_rows(state.image_id, explanation, classifier, auc=auc,
+                             overlay_uris=uris),
+            feature_rows(state.image_id, explanation, stats))
+
+
+def _overlays(folder: str, original: NDArray[np.uint8], explanation: ImageExplanation,
+              settings: BatchSettings) -> None:
+    write_overlays(folder, original, explanation, max_side=settings.overlay_max_side,
+                   n_features=settings.overlay_features, display=settings.overlay_display)
+
+
+def _error_result(state: _ImageState, exc: Exception) -> RecordResult:
+    """The one error policy: remove the image's overlays, log, return its error row.
+
+    Expected failures (``LimeSparkError``: a bad file, a timeout) log at
+    DEBUG; anything else at WARNING with its traceback.
+    """
+    if state.overlay_folder is not None:
+        # also what an earlier attempt of this task wrote for the image
+        remove_overlays(state.overlay_folder)
+    level = logging.DEBUG if isinstance(exc, LimeSparkError) else logging.WARNING
+    logger.log(level, "image %s failed: %s: %s", state.image_id, type(exc).__name__,
+               redact(str(exc)), exc_info=exc if level == logging.WARNING else False)
+    return RecordResult(error_row(state.record, state.image_id, exc, state.started, state.base),
+                        read_retries=state.retries)
 
 
 def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
@@ -302,107 +367,32 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
     """
     started = time.perf_counter()
     deadline = _Deadline(settings.image_timeout, started)
-    image_id = record.image_id
-    if image_id is None and record.path is not None:
-        image_id = image_id_for_path(record.path)
-    image_id = image_id if image_id is not None else ""
-    base = base_row(classifier, explainer)
-    retries = 0
-    fallback = False
-    overlay_folder = None
-
-    def count_retry(exc: BaseException) -> None:
-        nonlocal retries
-        retries += 1
-        logger.warning("retrying read of %s after %s", record.path, type(exc).__name__)
-
+    state = _ImageState(record, _image_id(record), base_row(classifier, explainer), started)
     try:
         if settings.overlays:
-            overlay_folder = _overlay_folder(settings.overlay_root or settings.output_root,
-                                             settings, image_id)
-        if record.path is None or not str(record.path).strip():
-            raise InvalidImageError(
-                f"Expected an image path (URI) in the input row. Received: path={record.path!r}")
-        seed = derive_seed(settings.run_seed, image_id)
-        base["seed"] = seed
-        data = read_bytes(record.path, retries=settings.read_retries, on_retry=count_retry,
-                          max_bytes=settings.max_bytes)
+            state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,
+                                                  settings.run_id, state.image_id)
+        path = _require_path(record)
+        seed = state.base["seed"] = derive_seed(settings.run_seed, state.image_id)
+        data = _read(path, settings, on_retry=state.count_retry)
         deadline("decode")
-        original = decode_image(data, max_pixels=settings.max_pixels,
-                                max_decode_bytes=settings.max_decode_bytes)
+        original = _decode(data, settings)
         del data
-        height, width = original.shape[:2]
-        base.update(width=width, height=height)
+        state.base.update(height=original.shape[0], width=original.shape[1])
         deadline("resize")
         model_image = resize_image(original, classifier.input_size)
-        checkpoint = deadline if settings.image_timeout else None
-        try:
-            explanation = explainer.explain(model_image, classifier,
-                                            top_labels=settings.top_labels, random_state=seed,
-                                            checkpoint=checkpoint)
-        except SegmentationError as exc:
-            # The segmenter cannot split this image (SLIC merges a fine texture into one
-            # region): explain it on a regular grid of n_superpixels cells instead.
-            grid = segment_image(model_image, method="grid",
-                                 n_superpixels=explainer.config.n_superpixels)
-            logger.warning("image %s: %s; explained on a %d-cell grid instead", image_id, exc,
-                           int(grid.max()) + 1)
-            explanation = explainer.explain(model_image, classifier,
-                                            top_labels=settings.top_labels, random_state=seed,
-                                            segments=grid, checkpoint=checkpoint)
-            fallback = True
-        top = explanation.top_labels[0]
-        deletion = insertion = None
-        if settings.metrics:
-            deadline("metrics")
-            deletion, insertion = deletion_insertion_auc(explanation, classifier, top)
+        explanation, fallback = _explain(
+            model_image, image_id=state.image_id, seed=seed, classifier=classifier,
+            explainer=explainer, settings=settings,
+            checkpoint=deadline if settings.image_timeout else None)
+        auc = _metrics(explanation, classifier, enabled=settings.metrics, deadline=deadline)
         deadline("rows")
-        stats = _pixel_stats(explanation.segments, (height, width))
-        published = _overlay_folder(settings.output_root, settings, image_id)
-        overlay_uris = ({label: join_uri(published, f"{label}.png") for label in explanation.labels}
-                        if settings.overlays else {})
-        explanations, features = [], []
-        for rank, label in enumerate(explanation.labels, start=1):
-            explanations.append({
-                "image_id": image_id, "label": int(label),
-                "label_name": classifier.label_name(label), "label_rank": rank,
-                "label_prob": float(explanation.predictions[label]),
-                "model_r2": float(explanation.score[label]),
-                "intercept": float(explanation.intercept[label]),
-                "local_pred": float(explanation.local_pred[label][0]),
-                "deletion_auc": deletion if label == top else None,
-                "insertion_auc": insertion if label == top else None,
-                "overlay_uri": overlay_uris.get(label)})
-            for feature_rank, (feature, weight) in enumerate(explanation.local_exp[label], start=1):
-                count, x0, y0, x1, y1 = stats[feature]
-                features.append({
-                    "image_id": image_id, "label": int(label), "feature": int(feature),
-                    "feature_weight": float(weight), "feature_rank": feature_rank,
-                    "pixel_count": count, "bbox_x0": x0, "bbox_y0": y0,
-                    "bbox_x1": x1, "bbox_y1": y1})
-        row = {**base, "image_id": image_id, "path": record.path,
-               "expected_label": record.expected_label, "status": "ok",
-               "n_superpixels": explanation.n_superpixels, "top_label": int(top),
-               "top_label_name": classifier.label_name(top),
-               "top_prob": float(explanation.predictions[top])}
+        row, explanations, features = _rows(state, explanation, auc, shape=original.shape[:2],
+                                            classifier=classifier, settings=settings)
         deadline("overlays")
         if settings.overlays:
-            _write_overlays(settings, overlay_folder, original, explanation)
+            _overlays(state.overlay_folder, original, explanation, settings)
         row["seconds"] = time.perf_counter() - started
-        return RecordResult(row, explanations, features, retries, fallback)
+        return RecordResult(row, explanations, features, state.retries, fallback)
     except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
-        if overlay_folder is not None:
-            # also what an earlier attempt of this task wrote for the image
-            _remove_overlays(overlay_folder)
-        level = logging.DEBUG if isinstance(exc, LimeSparkError) else logging.WARNING
-        logger.log(level, "image %s failed: %s: %s", image_id, type(exc).__name__,
-                   redact(str(exc)), exc_info=level == logging.WARNING)
-        return RecordResult(error_row(record, image_id, exc, started, base), read_retries=retries)
-
-
-def _remove_overlays(folder: str) -> None:
-    """Best effort: an error row must not leave a half-written overlay folder."""
-    try:
-        remove_tree(folder)
-    except Exception as exc:  # noqa: BLE001 - the error row says what went wrong first
-        logger.warning("could not remove overlays %s: %s: %s", folder, type(exc).__name__, exc)
+        return _error_result(state, exc)

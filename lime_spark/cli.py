@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from typing import Any
 
-from .config import JobConfig, load_config, parse_assignment
+from ._logging import configure_logging
+from .config import JobConfig, load_config
 from .exceptions import LimeSparkError
+from .spark._env import parse_assignment_raw
 
 __all__ = ["main", "build_parser", "config_from_args", "run_explain"]
 
@@ -91,18 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """Entry points only: log lime-spark's records to stderr."""
-    from ._logging import LOG_FORMAT, RedactingFormatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
-    root = logging.getLogger("lime_spark")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-
-
 def print_config(config: JobConfig, stream: Any = None) -> None:
     """Print the resolved configuration as YAML, secrets masked (``storage.redact_value``)."""
     import yaml
@@ -153,14 +143,6 @@ def run_explain(config: JobConfig, *, master: str | None = None,
             spark.stop()
 
 
-def parse_assignment_raw(text: str) -> tuple[str, str]:
-    """``key=value`` for Spark settings, value kept as text."""
-    if "=" not in text:
-        raise LimeSparkError(f"Expected --conf KEY=VALUE. Received: {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -175,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sql-server":
             from .spark import sqlserver
 
+            configure_logging(args.log_level)
             return sqlserver.run(args)
         if args.command == "report":
             from . import report

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_int, check_one_of, check_real
-from .exceptions import ConfigurationError, InvalidImageError
-from .models import Classifier, ClassifierFn, check_probabilities
-from .perturb import FillSpec, iter_perturbed, make_fill
+from .adapters import MaskPredictor, as_mask_predictor, check_image
+from .exceptions import ConfigurationError
+from .models import Classifier, ClassifierFn
+from .options import Int, MappingOf, OneOf, Optional, Real, option, validate
+from .perturb import FillSpec, make_fill
 from .sampling import as_generator, sample_masks
 from .segmentation import SEGMENTERS, check_segments, segment_image
 from .surrogate import FEATURE_SELECTIONS, cosine_distances, fit_surrogate, kernel_weights
@@ -43,36 +44,37 @@ DEFAULT_FILL: FillSpec = "median"
 
 @dataclass(frozen=True)
 class ExplainerConfig:
-    """Settings of :class:`ImageExplainer`, validated once at construction."""
+    """The LIME settings of :class:`ImageExplainer`, each declared once with its constraint.
 
-    segmentation: str | Callable = "slic"
-    n_superpixels: int = 50
-    segmentation_params: Mapping[str, Any] = field(default_factory=dict)
-    num_samples: int = 1000
-    batch_size: int = 128
-    fill: FillSpec | Callable = DEFAULT_FILL
-    fill_params: Mapping[str, Any] = field(default_factory=dict)
-    kernel_width: float = 0.25
-    feature_selection: str = "auto"
-    num_features: int | None = None
-    alpha: float = 1.0
+    The job's options of the same names are these fields
+    (:class:`lime_spark.config.JobConfig` is composed of them).
+    """
+
+    segmentation: str | Callable = option(
+        "slic", "superpixels: slic, quickshift, felzenszwalb or grid",
+        OneOf(SEGMENTERS, or_callable=True))
+    n_superpixels: int = option(50, "target number of superpixels (R lime's default)", Int(2))
+    segmentation_params: dict = option(
+        {}, "extra segmenter parameters, e.g. {compactness: 20}", MappingOf())
+    num_samples: int = option(
+        1000, "perturbed images per explanation, the original included", Int(2))
+    batch_size: int = option(
+        128, "images per model call (fixed shape, last batch padded)", Int(1))
+    fill: Any = option(
+        DEFAULT_FILL, "hidden superpixels: median, mean, blur, a colour name or [r, g, b]")
+    fill_params: dict = option(
+        {}, "fill parameters, e.g. {sigma: 8} for blur", MappingOf())
+    kernel_width: float = option(
+        0.25, "width of lime's exponential kernel on cosine distance", Real(0, exclusive=True))
+    feature_selection: str = option(
+        "auto", "auto, forward_selection, highest_weights, lasso_path, none",
+        OneOf(FEATURE_SELECTIONS))
+    num_features: int | None = option(
+        None, "most superpixels per label in the surrogate (null: all)", Optional(Int(1)))
+    alpha: float = option(1.0, "ridge penalty of the surrogate", Real(0))
 
     def __post_init__(self) -> None:
-        if not callable(self.segmentation):
-            check_one_of("segmentation", self.segmentation, SEGMENTERS)
-        check_int("n_superpixels", self.n_superpixels, minimum=2)
-        check_int("num_samples", self.num_samples, minimum=2)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_real("kernel_width", self.kernel_width, minimum=0, exclusive_minimum=True)
-        check_one_of("feature_selection", self.feature_selection, FEATURE_SELECTIONS)
-        if self.num_features is not None:
-            check_int("num_features", self.num_features, minimum=1)
-        check_real("alpha", self.alpha, minimum=0)
-        if not isinstance(self.segmentation_params, Mapping):
-            raise ConfigurationError(
-                "Expected segmentation_params to be a mapping. "
-                f"Received: {type(self.segmentation_params).__name__}"
-            )
+        validate(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,80 +183,49 @@ class ImageExplanation:
         return temp, mask
 
 
-def _check_image(image: Any) -> NDArray:
-    if not isinstance(image, np.ndarray):
-        raise InvalidImageError(
-            f"Expected an image as a numpy array of shape (H, W, 3). "
-            f"Received: {type(image).__name__}"
-        )
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidImageError(
-            f"Expected an image of shape (H, W, 3). Received: shape={image.shape}"
-        )
-    if image.dtype == np.uint8:
-        return image
-    if not np.issubdtype(image.dtype, np.floating) and not np.issubdtype(image.dtype, np.integer):
-        raise InvalidImageError(
-            f"Expected an image of dtype uint8 or float in 0..255. Received: dtype={image.dtype}"
-        )
-    if image.size and (not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 255):
-        raise InvalidImageError(
-            "Expected image values in 0..255. Received: values in "
-            f"[{np.nanmin(image)}, {np.nanmax(image)}] (NaN or inf present: "
-            f"{not np.all(np.isfinite(image))})"
-        )
-    if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.uint8)
-    return image
-
-
 Checkpoint = Callable[[str], None]
 """Called between the steps of one explanation with the step's name; raises to abort it."""
 
 
-def predict_design(classifier: Classifier | ClassifierFn, image: NDArray, fill_image: NDArray,
-                   segments: NDArray, design: NDArray, *, batch_size: int,
-                   checkpoint: Checkpoint | None = None) -> NDArray:
+def predict_design(classifier: Classifier | ClassifierFn | MaskPredictor, image: NDArray,
+                   fill_image: NDArray, segments: NDArray, design: NDArray, *,
+                   batch_size: int, checkpoint: Checkpoint | None = None) -> NDArray:
     """Probabilities of the perturbed images of every design row.
 
-    A :class:`Classifier` builds the images inside its compiled function; any
-    other callable gets numpy batches of at most ``batch_size`` images, in
-    the image's dtype (lime's ``classifier_fn`` contract).
+    The classifier is adapted once by
+    :func:`~lime_spark.adapters.as_mask_predictor` and then called through
+    ``predict_masks`` only: a :class:`Classifier` builds the images inside its
+    compiled function; a plain callable (lime's ``classifier_fn``) gets numpy
+    batches of at most ``batch_size`` images, in the image's dtype.
 
     Parameters
     ----------
+    classifier : Classifier, callable or MaskPredictor
+    image, fill_image : ndarray of shape (H, W, 3)
+    segments : ndarray of shape (H, W), int, ids 0..K-1
+    design : ndarray of shape (n_samples, K), 0/1
+    batch_size : int
+        Images per call of a plain callable (a Classifier keeps its own).
     checkpoint : callable, optional
-        Called with ``"predict batch i/n"`` before every model batch (a
-        :class:`Classifier` is then called one batch at a time, with the same
-        batches and so the same results); raise from it to stop early, e.g.
-        at a deadline.  A running batch is never interrupted.
+        Called with ``"predict batch i/n"`` before every model batch (the
+        predictor is then called one batch at a time, with the same batches
+        and so the same results); raise from it to stop early, e.g. at a
+        deadline.  A running batch is never interrupted.
 
     Returns
     -------
     ndarray of shape (n_samples, n_classes)
     """
-    if isinstance(classifier, Classifier):
-        if checkpoint is None:
-            return classifier.predict_masks(image, fill_image, segments, design)
-        step = classifier.batch_size
-        n_batches = -(-design.shape[0] // step)
-        out = []
-        for i, start in enumerate(range(0, design.shape[0], step), start=1):
-            checkpoint(f"predict batch {i}/{n_batches}")
-            out.append(classifier.predict_masks(image, fill_image, segments,
-                                                design[start:start + step]))
-        return np.concatenate(out)
-    out, n_classes = [], None
-    n_batches = -(-design.shape[0] // batch_size)
-    for i, batch in enumerate(iter_perturbed(image, fill_image, segments, design, batch_size),
-                              start=1):
-        if checkpoint is not None:
-            checkpoint(f"predict batch {i}/{n_batches}")
-        probs = check_probabilities(classifier(batch), batch.shape[0], n_classes)
-        n_classes = probs.shape[1]
-        out.append(probs)
+    predictor = as_mask_predictor(classifier, batch_size=batch_size)
+    if checkpoint is None:
+        return predictor.predict_masks(image, fill_image, segments, design)
+    step = predictor.batch_size
+    n_batches = -(-design.shape[0] // step)
+    out = []
+    for i, start in enumerate(range(0, design.shape[0], step), start=1):
+        checkpoint(f"predict batch {i}/{n_batches}")
+        out.append(predictor.predict_masks(image, fill_image, segments,
+                                           design[start:start + step]))
     return np.concatenate(out)
 
 
@@ -263,6 +234,9 @@ class ImageExplainer:
 
     Parameters
     ----------
+    config : ExplainerConfig, optional
+        All settings at once (the job builds one from its options); the
+        keyword arguments below override its fields.
     segmentation : {"slic", "quickshift", "felzenszwalb", "grid"} or callable
         Superpixel algorithm; ``slic`` with R lime's 50 superpixels and
         compactness 20 by default.
@@ -295,26 +269,26 @@ class ImageExplainer:
     >>> exp.local_exp[exp.top_labels[0]][:3]                # doctest: +SKIP
     """
 
-    def __init__(self, *, segmentation: str | Callable = "slic", n_superpixels: int = 50,
-                 segmentation_params: Mapping[str, Any] | None = None,
-                 num_samples: int = 1000, batch_size: int = 128,
-                 fill: FillSpec | Callable = DEFAULT_FILL,
-                 fill_params: Mapping[str, Any] | None = None,
-                 kernel_width: float = 0.25, feature_selection: str = "auto",
-                 num_features: int | None = None, alpha: float = 1.0,
-                 random_state: int | None = None):
-        self.config = ExplainerConfig(
-            segmentation=segmentation, n_superpixels=n_superpixels,
-            segmentation_params=dict(segmentation_params or {}), num_samples=num_samples,
-            batch_size=batch_size, fill=fill, fill_params=dict(fill_params or {}),
-            kernel_width=kernel_width, feature_selection=feature_selection,
-            num_features=num_features, alpha=alpha)
+    def __init__(self, config: ExplainerConfig | None = None, *,
+                 random_state: int | None = None, **overrides: Any):
+        if config is not None and not isinstance(config, ExplainerConfig):
+            raise ConfigurationError(
+                f"Expected config to be an ExplainerConfig. Received: {type(config).__name__}")
+        known = {f.name for f in fields(ExplainerConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown ImageExplainer option(s) {unknown}. Known options: {sorted(known)}")
+        for name in ("segmentation_params", "fill_params"):
+            if name in overrides and overrides[name] is None:
+                overrides[name] = {}
+        self.config = replace(config or ExplainerConfig(), **overrides)
         self.random_state = random_state
 
     def segment(self, image: NDArray, *, random_state: int | None = None) -> NDArray[np.int32]:
         """The superpixels this explainer would use for ``image`` (lime's segmentation_fn)."""
         cfg = self.config
-        return segment_image(_check_image(image), method=cfg.segmentation,
+        return segment_image(image, method=cfg.segmentation,
                              n_superpixels=cfg.n_superpixels,
                              random_state=random_state, **cfg.segmentation_params)
 
@@ -351,17 +325,13 @@ class ImageExplainer:
         """
         started = time.perf_counter()
         cfg = self.config
-        image = _check_image(image)
-        if isinstance(classifier, Classifier) and image.shape[:2] != classifier.input_size:
+        image = check_image(image)
+        predictor = as_mask_predictor(classifier, batch_size=cfg.batch_size)
+        if isinstance(predictor, Classifier) and image.shape[:2] != predictor.input_size:
             from .images import resize_image
 
             image = resize_image(np.clip(np.rint(image), 0, 255).astype(np.uint8),
-                                 classifier.input_size)
-        elif not callable(classifier):
-            raise ConfigurationError(
-                "Expected classifier to be a Classifier or a callable mapping images to "
-                f"probabilities. Received: {type(classifier).__name__}"
-            )
+                                 predictor.input_size)
         seed = self.random_state if random_state is None else random_state
         rng = as_generator(seed)
         if checkpoint is not None:
@@ -376,7 +346,7 @@ class ImageExplainer:
         n_superpixels = int(segments.max()) + 1
         design = sample_masks(cfg.num_samples, n_superpixels, random_state=rng)
         fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
-        probs = predict_design(classifier, image, fill_image, segments, design,
+        probs = predict_design(predictor, image, fill_image, segments, design,
                                batch_size=cfg.batch_size, checkpoint=checkpoint)
         if checkpoint is not None:
             checkpoint("fit")

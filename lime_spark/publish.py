@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import check_run_id
+from .run_ids import check_run_id
 from .exceptions import RunLockedError, StorageError
 from .storage import exists, filesystem, is_local_filesystem, join_uri, remove_tree, write_bytes
 

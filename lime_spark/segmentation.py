@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_int
+from .adapters import check_image
 from .exceptions import ConfigurationError, ImageTooSmallError, SegmentationError
 
 __all__ = [
@@ -165,6 +166,70 @@ def _check_params(name: str, fn: SegmenterFn, params: dict[str, Any]) -> None:
         )
 
 
+def _callable_name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _as_segmenter(fn: Callable, params: dict[str, Any]) -> SegmenterFn:
+    """Adapt a user's segmenter to the shared signature, deciding its calling convention once.
+
+    ``fn`` is called with the shared signature ``fn(image, *, n_superpixels,
+    random_state, **params)`` when its signature accepts those arguments, else
+    as lime's ``segmentation_fn``: ``fn(image)`` (then ``params`` must be
+    empty).  The adapted function calls ``fn`` exactly once; a ``TypeError``
+    raised inside ``fn`` propagates with a note naming the segmenter and the
+    convention used, and is never retried with another signature.
+
+    Raises
+    ------
+    ConfigurationError
+        If ``fn`` accepts neither convention, or takes ``fn(image)`` only
+        while ``params`` were given.
+    """
+    name = _callable_name(fn)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):   # some builtins and C extensions: lime's convention
+        signature = None
+    shared = signature is not None and _binds(signature, None, n_superpixels=2,
+                                              random_state=None, **params)
+    if not shared and params:
+        raise ConfigurationError(
+            f"Unknown parameter(s) {sorted(params)} for segmentation={name!r}: it does not "
+            "accept fn(image, *, n_superpixels, random_state, **params). "
+            f"Received: signature {signature}"
+        )
+    if not shared and signature is not None and not _binds(signature, None):
+        raise ConfigurationError(
+            f"Expected segmentation={name!r} to accept fn(image) (lime's segmentation_fn) "
+            "or fn(image, *, n_superpixels, random_state, **params). "
+            f"Received: signature {signature}"
+        )
+    convention = "fn(image, *, n_superpixels, random_state, **params)" if shared else "fn(image)"
+
+    def segmenter(image: NDArray, *, n_superpixels: int, random_state: int | None,
+                  **kwargs: Any) -> NDArray:
+        try:
+            if shared:
+                return fn(image, n_superpixels=n_superpixels, random_state=random_state,
+                          **kwargs)
+            return fn(image)
+        except TypeError as exc:
+            exc.add_note(f"Raised inside segmentation={name!r}, called once as {convention}; "
+                         "lime-spark does not retry it with another signature.")
+            raise
+
+    return segmenter
+
+
+def _binds(signature: inspect.Signature, *args: Any, **kwargs: Any) -> bool:
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
 def segment_image(image: NDArray, *, method: str | SegmenterFn = "slic",
                   n_superpixels: int = 50, random_state: int | None = None,
                   **params: Any) -> NDArray[np.int32]:
@@ -173,6 +238,8 @@ def segment_image(image: NDArray, *, method: str | SegmenterFn = "slic",
     Parameters
     ----------
     image : ndarray of shape (H, W, 3), uint8 or float in 0..255
+        Or anything else :func:`lime_spark.images.to_rgb_array` accepts
+        (grayscale, RGBA); a float image keeps its values.
     method : {"slic", "quickshift", "felzenszwalb", "grid"} or callable
         A named segmenter or a callable ``fn(image) -> labels`` (lime's
         ``segmentation_fn``) or with the shared signature
@@ -191,31 +258,22 @@ def segment_image(image: NDArray, *, method: str | SegmenterFn = "slic",
 
     Raises
     ------
+    InvalidImageError
+        If ``image`` is not an image array (see :func:`lime_spark.adapters.check_image`).
     ImageTooSmallError
         If a side of the image is below :data:`MIN_IMAGE_SIDE`.
     ConfigurationError, SegmentationError
     """
     n_superpixels = check_int("n_superpixels", n_superpixels, minimum=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise SegmentationError(
-            f"Expected an image of shape (H, W, 3). Received: shape={image.shape}"
-        )
+    image = check_image(image)
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
         raise ImageTooSmallError(
             f"Expected an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels "
             f"to segment. Received: {image.shape[1]}x{image.shape[0]} (width x height)"
         )
     if callable(method):
-        fn, name = method, getattr(method, "__name__", repr(method))
-        try:
-            inspect.signature(fn).bind(image, n_superpixels=n_superpixels,
-                                       random_state=random_state, **params)
-            labels = fn(image, n_superpixels=n_superpixels,
-                        random_state=random_state, **params)
-        except TypeError:
-            if params:
-                raise
-            labels = fn(image)
+        fn = _as_segmenter(method, params)
+        labels = fn(image, n_superpixels=n_superpixels, random_state=random_state, **params)
     else:
         if method not in SEGMENTERS:
             listed = ", ".join(f"`{m}`" for m in SEGMENTERS)

@@ -1,12 +1,12 @@
 """Pointing-game hit rate of every fill, next to Python lime's, on known evidence.
 
-Trains the small CNN of :mod:`lime_spark.testing` once (fixed seed) on
+Trains the small CNN of :mod:`lime_spark.shapes` once (fixed seed) on
 generated shapes images, then explains held-out, correctly classified images
 with lime-spark's ``ImageExplainer`` (its defaults: slic, 50 superpixels,
 1000 samples) under each fill, and with Python lime 0.2.0.1's
 ``LimeImageExplainer`` on the same slic segments.  For each method it reports
 how often the top positive superpixel of the predicted label lies on the
-class-deciding object (see :func:`lime_spark.testing.pointing_game_hit`),
+class-deciding object (see :func:`lime_spark.shapes.pointing_game_hit`),
 with a 95% Wilson interval, and the mean explanation fit (R squared).
 
 Usage::
@@ -103,7 +103,7 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple[str, str, Tally]], dic
     """Train once, explain every kept held-out image with every method."""
     from lime_spark import DEFAULT_FILL, Classifier, ImageExplainer
     from lime_spark.sampling import derive_seed
-    from lime_spark.testing import (
+    from lime_spark.shapes import (
         erase_object,
         make_shapes_dataset,
         pointing_game_hit,

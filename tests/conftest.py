@@ -54,3 +54,28 @@ def mobilenet(mobilenet_path):
     from lime_spark.models import load_classifier
 
     return load_classifier("mobilenet", weights=str(mobilenet_path), labels="imagenet")
+
+
+def make_model(path: Path, *, input_shape=(32, 32, 3), outputs: int = 3,
+               activation: str | None = "softmax", scale: float = 1.0) -> str:
+    """A tiny untrained CNN saved as .keras at ``path`` (deterministic weights); its path.
+
+    Rescaling(scale / 255) -> Conv2D(4, 3, relu) -> global average pooling ->
+    Dense(outputs, activation): ``activation=None, scale=40`` gives a logits
+    model with spread-out outputs.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(input_shape), keras.layers.Rescaling(scale / 255),
+        keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(outputs, activation=activation)])
+    model.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """Path of :func:`make_model`'s default model (32x32 RGB in, 3 softmax classes)."""
+    return make_model(tmp_path_factory.mktemp("tiny-model") / "tiny.keras")

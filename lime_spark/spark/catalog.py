@@ -29,7 +29,8 @@ An embedded Derby metastore can be open in one JVM at a time.  The job
 therefore releases it after registering (:func:`release_catalog`), and while
 ``lime-spark sql-server`` holds it, the job registers through the server's
 JDBC endpoint instead.  :func:`check_catalog` tells before a run whether
-registering can work.
+registering can work.  The Derby handling (finding, releasing and probing the
+metastore) is :mod:`lime_spark.spark.metastore`'s.
 
 The DDL is built from the output root and run with Spark's variable
 substitution off (``spark.sql.variable.substitute=false``), so a path holding
@@ -50,6 +51,18 @@ from typing import Any
 
 from ..exceptions import ConfigurationError
 from ..storage import join_uri, to_hadoop_uri
+from ..tables import TABLES  # re-exported
+from ._env import is_spark_submit
+from .metastore import (  # metastore_dir, release_catalog, is_metastore_locked: re-exported
+    _METASTORE_URL,
+    _derby_locked,
+    _locked_error,
+    _metastore_error,
+    _prepare_derby,
+    is_metastore_locked,
+    metastore_dir,
+    release_catalog,
+)
 
 __all__ = ["TABLES", "CATALOG_DIR_ENV", "catalog_dir", "catalog_settings", "register_tables",
            "repair_tables", "release_catalog", "metastore_dir", "server_info_path",
@@ -57,16 +70,11 @@ __all__ = ["TABLES", "CATALOG_DIR_ENV", "catalog_dir", "catalog_settings", "regi
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("images", "explanations", "features")
-"""The output tables, each at ``ROOT/<name>/run_id=R/``."""
-
 CATALOG_DIR_ENV = "LIME_SPARK_CATALOG_DIR"
 DEFAULT_CATALOG_DIR = "~/.lime-spark/catalog"
 
-_METASTORE_URL = "javax.jdo.option.ConnectionURL"
 _TABLE_PROPERTY = "lime_spark.table"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_EMBEDDED_DERBY = re.compile(r"jdbc:derby:(?!//)(?:;)?(?:databaseName=)?([^;]+)")
 _SUBSTITUTE = "spark.sql.variable.substitute"
 
 SqlRunner = Callable[[str], list[tuple[Any, ...]]]
@@ -79,8 +87,6 @@ def catalog_dir() -> Path | None:
     ``$LIME_SPARK_CATALOG_DIR`` when set; otherwise ``~/.lime-spark/catalog``,
     except under spark-submit (a cluster's metastore configuration wins there).
     """
-    from .session import is_spark_submit
-
     env = os.environ.get(CATALOG_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser().absolute()
@@ -127,41 +133,9 @@ def check_database_name(database: str) -> str:
     return database
 
 
-def metastore_dir(spark: Any) -> Path | None:
-    """The folder holding the session's embedded Derby metastore, or None (not embedded Derby)."""
-    conf = spark.sparkContext.getConf()
-    url = conf.get(f"spark.hadoop.{_METASTORE_URL}", None) or conf.get(_METASTORE_URL, None)
-    match = _EMBEDDED_DERBY.match(url or "")
-    if match is None or not os.path.isabs(match.group(1)):
-        return None
-    return Path(match.group(1)).parent
-
-
 def server_info_path(folder: str | os.PathLike) -> Path:
     """Where a running ``lime-spark sql-server`` leaves its port for jobs (``sql-server.json``)."""
     return Path(folder) / "sql-server.json"
-
-
-def release_catalog(spark: Any) -> None:
-    """Shut down the session's embedded Derby metastore so another process can open it.
-
-    The session reopens it on its next catalog access.  A no-op for other metastores.
-    Statements running concurrently in this session that touch the catalog may fail.
-    """
-    folder = metastore_dir(spark)
-    if folder is None:
-        return
-    jvm = spark.sparkContext._jvm
-    try:
-        jvm.java.sql.DriverManager.getConnection(
-            f"jdbc:derby:;databaseName={folder / 'metastore_db'};shutdown=true")
-    except Exception as exc:  # noqa: BLE001 - Derby reports a clean shutdown as SQLState 08006
-        state = _sql_state(exc)
-        if state not in ("08006", "XJ004", "08001"):   # shut down / not open / no Derby here
-            logger.warning("could not release the metastore in %s: %s", folder,
-                           str(exc).splitlines()[0])
-            return
-    logger.debug("released the Derby metastore in %s", folder)
 
 
 def check_catalog(spark: Any, database: str) -> None:
@@ -453,79 +427,3 @@ def _check_persistent_catalog(spark: Any) -> None:
             "Expected a persistent (Hive) catalog to register tables in. Received: "
             f"spark.sql.catalogImplementation={impl}. Set {CATALOG_DIR_ENV} (lime-spark's own "
             "metastore) or run with the cluster's Hive metastore configured.")
-
-
-def _prepare_derby(spark: Any) -> None:
-    """Create the catalog folder and point derby.system.home at it before Derby starts."""
-    folder = metastore_dir(spark)
-    if folder is None:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    system = spark.sparkContext._jvm.java.lang.System
-    if not system.getProperty("derby.system.home"):
-        system.setProperty("derby.system.home", str(folder))
-
-
-def _metastore_error(spark: Any, exc: Exception) -> Exception:
-    if isinstance(exc, ConfigurationError):
-        return exc
-    if is_metastore_locked(exc):
-        return _locked_error(metastore_dir(spark))
-    return exc
-
-
-def _locked_error(folder: Path | None) -> ConfigurationError:
-    return ConfigurationError(
-        f"Expected the catalog in {folder} to be free. Received: it is open in another process "
-        "(embedded Derby allows one). Stop that process (a notebook or spark-shell using the "
-        "same catalog) or start `lime-spark sql-server`, through which jobs register their "
-        "tables, and run again.")
-
-
-def _derby_locked(database: Path) -> bool:
-    """Whether another process holds the Derby database's exclusive lock (``dbex.lck``).
-
-    Derby takes a whole-file lock on ``dbex.lck`` (``FileChannel.tryLock``, an
-    fcntl lock on POSIX) while a JVM has the database open; a stale file from a
-    killed JVM is not locked.  Probes the lock for an instant; False where it
-    cannot be probed.
-    """
-    try:
-        import fcntl
-    except ImportError:       # not POSIX: registering reports a held metastore instead
-        return False
-    try:
-        fh = open(database / "dbex.lck", "r+b")  # noqa: SIM115 - closed below
-    except OSError:           # no lock file (never opened) or not ours to probe
-        return False
-    with fh:
-        try:
-            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.lockf(fh, fcntl.LOCK_UN)
-    return False
-
-
-def is_metastore_locked(exc: BaseException) -> bool:
-    """Whether ``exc`` (a PySpark or Py4J error) says another JVM has the Derby metastore open."""
-    texts = [str(exc)]
-    java = getattr(exc, "_origin", None) or getattr(exc, "java_exception", None)
-    for _ in range(30):                     # the Derby error is deep in the cause chain
-        if java is None:
-            break
-        try:
-            texts.append(str(java.toString()))
-            java = java.getCause()
-        except Exception:  # noqa: BLE001 - the JVM is gone
-            break
-    text = "\n".join(texts)
-    return "XSDB6" in text or "Another instance of Derby may have already booted" in text
-
-
-def _sql_state(exc: Exception) -> str | None:
-    java = getattr(exc, "java_exception", None)
-    try:
-        return java.getSQLState() if java is not None else None
-    except Exception:  # noqa: BLE001 - not an SQLException
-        return None

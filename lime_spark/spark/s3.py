@@ -57,6 +57,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
+from ._env import conf_dir, is_spark_submit, read_spark_conf
 
 __all__ = ["s3a_settings", "s3a_jars", "check_s3a_available", "HADOOP_AWS_VERSION",
            "S3A_PACKAGE", "S3A_SETUP_COMMAND"]
@@ -145,8 +146,6 @@ def s3a_jars(folder: Path | None = None) -> list[Path]:
 
 
 def _default_jars_dir() -> Path:
-    from .session import conf_dir
-
     return conf_dir() / "jars" / "lib"
 
 
@@ -267,8 +266,6 @@ def check_s3a_available(uris: Iterable[str | None], conf: Mapping[str, str] | No
     env = os.environ if env is None else env
     conf = dict(conf or {})
     if spark_submit is None:
-        from .session import is_spark_submit
-
         spark_submit = is_spark_submit()
     folder = _default_jars_dir() if jars_dir is None else jars_dir
     fetch = _fetch_command(folder)
@@ -283,8 +280,6 @@ def check_s3a_available(uris: Iterable[str | None], conf: Mapping[str, str] | No
     if _complete_jars(s3a_jars(folder)):
         return
     if _is_local(master):
-        from .session import conf_dir, read_spark_conf
-
         local_conf = conf_dir() / "spark-local.conf"
         if local_conf.is_file():
             conf = {**read_spark_conf(local_conf), **conf}
@@ -366,8 +361,6 @@ def s3a_settings(env: Mapping[str, str] | None = None, *, master: str | None = N
         settings[_PREFIX + "aws.credentials.provider"] = providers
 
     if spark_submit is None:
-        from .session import is_spark_submit
-
         spark_submit = is_spark_submit()
     if spark_submit:
         return settings

@@ -12,35 +12,14 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+
+from ._env import conf_dir, is_spark_submit, read_spark_conf
+from .catalog import catalog_settings
+from .s3 import s3a_settings
 
 __all__ = ["conf_dir", "read_spark_conf", "build_session", "is_spark_submit"]
 
 logger = logging.getLogger(__name__)
-
-
-def conf_dir() -> Path:
-    """The folder with ``spark-local.conf`` and ``default.yaml`` (``$LIME_SPARK_CONF_DIR``
-    or the repository's ``conf/``)."""
-    env = os.environ.get("LIME_SPARK_CONF_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
-
-
-def read_spark_conf(path: Path) -> dict[str, str]:
-    """Parse a ``spark-defaults.conf``-style file: ``key value`` lines, ``#`` comments."""
-    settings = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition(" ")
-        settings[key.strip()] = value.strip()
-    return settings
-
-
-def is_spark_submit() -> bool:
-    """Whether this driver was started by spark-submit (the JVM gateway exists already)."""
-    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def build_session(*, app_name: str = "lime-spark", master: str | None = None,
@@ -73,9 +52,6 @@ def build_session(*, app_name: str = "lime-spark", master: str | None = None,
             settings.update(read_spark_conf(path))
         else:
             logger.warning("%s not found; using Spark's own defaults", path)
-    from .catalog import catalog_settings
-    from .s3 import s3a_settings
-
     settings.update(s3a_settings(master=master))
     settings.update(catalog_settings())
     for key, sep in (("spark.driver.extraClassPath", ":"), ("spark.executor.extraClassPath", ":"),

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..exceptions import ConfigurationError, LimeSparkError
 from ..storage import redact
+from ._env import parse_assignment_raw
 
 __all__ = ["add_arguments", "run", "jdbc_url", "beeline_path", "check_bind", "is_loopback"]
 
@@ -160,8 +161,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; 0 after Ctrl-C/SIGTERM."""
-    from ..cli import configure_logging, parse_assignment_raw
+    """Serve until interrupted; 0 after Ctrl-C/SIGTERM.
+
+    Logging is the entry point's to configure (``lime-spark sql-server`` does,
+    at ``--log-level``).
+    """
     from .catalog import (
         catalog_dir,
         is_metastore_locked,
@@ -171,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from .session import build_session
 
-    configure_logging(args.log_level)
     user_conf = dict(parse_assignment_raw(item) for item in args.spark_conf)
     bind = check_bind(_requested_host(getattr(args, "bind", HOST), user_conf), user_conf,
                       insecure=getattr(args, "insecure_bind", False))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import make_model
+
 BIN = Path(sys.executable).parent
 _DROP_ENV = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE",
              "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "SPARK_API_MODE",
@@ -30,17 +32,6 @@ def _env() -> dict[str, str]:
     env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1", TF_CPP_MIN_LOG_LEVEL="3")
     return env
-
-
-def _model(path: Path, *, activation: str | None = "softmax", scale: float = 1.0) -> str:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(scale / 255),
-                      keras.layers.Conv2D(4, 3, activation="relu"),
-                      keras.layers.GlobalAveragePooling2D(),
-                      keras.layers.Dense(3, activation=activation)]).save(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +55,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (root / "a-file").write_text("a file, not a folder\n")
     (root / "folder.keras").mkdir()
     return {"list": str(root / "list.parquet"), "notes": str(root / "notes.txt"),
-            "model": _model(root / "model.keras"),
-            "logits": _model(root / "logits.keras", activation=None, scale=40.0),
+            "model": make_model(root / "model.keras"),
+            "logits": make_model(root / "logits.keras", activation=None, scale=40.0),
             "corrupt": str(root / "corrupt.keras"), "yaml": str(root / "options.yaml"),
             "file": str(root / "a-file"), "root": str(root)}
 

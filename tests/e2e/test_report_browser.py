@@ -349,7 +349,7 @@ def test_overlay_panels_link_to_the_full_size_pngs(browser, photo_run):
     overlays = f"../../overlays/run_id=nightly/{safe_key(first)}/"
     assert hrefs[1:] == [overlays + "segments.png"] + [
         overlays + f"{label}.png" for label in browser.js(
-            f"window.limeSparkReport.view()[0].L.map(function (l) {{ return l[0]; }})")]
+            f"window.limeSparkReport.view()[0].labels.map(function (l) {{ return l.label; }})")]
     assert hrefs[0].startswith("file:///")                          # the original
 
     # a click on the superpixels panel opens the overlay PNG in a new tab
@@ -378,11 +378,12 @@ def test_overlay_panels_link_to_the_full_size_pngs(browser, photo_run):
 def test_page_links_only_to_files_web_and_relative_urls(browser, photo_run):
     import re
 
-    from lime_spark.report import _SCRIPT
+    from lime_spark.report.page import static_text
 
     _, _, index = photo_run
     browser.open(index.as_uri())
-    source = re.search(r"function safeHref\(url\) \{.*?\n  \}", _SCRIPT, re.S).group(0)
+    source = re.search(r"function safeHref\(url\) \{.*?\n  \}", static_text("report.js"),
+                       re.S).group(0)
     kept = ["../../overlays/run_id=r/k/1.png", "thumbs/a%2F/original.jpg", "a b.png",
             "file:///data/a%20b.png", "https://host/x.jpg", "HTTP://host/x.jpg"]
     refused = ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)",

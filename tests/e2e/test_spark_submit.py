@@ -11,7 +11,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from lime_spark.testing import SHAPE_CLASSES, make_shapes_dataset, train_shapes_classifier
+from lime_spark.shapes import SHAPE_CLASSES, make_shapes_dataset, train_shapes_classifier
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -24,7 +24,7 @@ def spark():
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory):
     """A small CNN trained on generated shapes, saved as .keras, and held-out images."""
-    from lime_spark.testing import make_shapes_dataset, train_shapes_classifier
+    from lime_spark.shapes import make_shapes_dataset, train_shapes_classifier
 
     images, labels, _ = make_shapes_dataset(600, random_state=11)
     model = train_shapes_classifier(images, labels, epochs=4, random_state=0)

@@ -14,7 +14,7 @@ from lime_spark.batch import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMNS
 from lime_spark.cli import run_explain
 from lime_spark.config import load_config
 from lime_spark.exceptions import ConfigurationError
-from lime_spark.testing import SHAPE_CLASSES
+from lime_spark.shapes import SHAPE_CLASSES
 
 from .conftest import write_input, write_png
 

@@ -32,17 +32,12 @@ from lime_spark.publish import acquire_run_lock, lock_uri, read_run_lock
 from lime_spark.storage import safe_key
 
 from .conftest import write_png
-from .test_reliability import _photo, make_model
+from .test_reliability import _photo
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SMALL = {"num_samples": 16, "batch_size": 16, "n_superpixels": 6, "top_labels": 2,
          "report": False, "metrics": False}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return make_model(tmp_path_factory.mktemp("tiny-model") / "tiny.keras")
 
 
 def _config(input_uri: str, output: Path, model: str, **overrides):

@@ -56,6 +56,7 @@ from lime_spark.exceptions import (
 )
 from lime_spark.storage import safe_key
 
+from ..conftest import make_model
 from . import flaky_fs
 from .conftest import write_input
 from .s3_server import s3_bucket, s3_server  # noqa: F401  (fixtures)
@@ -81,25 +82,6 @@ _DROP_ENV = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE",
 # --------------------------------------------------------------------------
 # models, runs, tables
 # --------------------------------------------------------------------------
-
-def make_model(path: Path, *, input_shape=(32, 32, 3), outputs: int = 3,
-               activation: str | None = "softmax", scale: float = 1.0) -> str:
-    """A tiny untrained CNN saved as .keras (deterministic weights)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input(input_shape), keras.layers.Rescaling(scale / 255),
-        keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(outputs, activation=activation)])
-    model.save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return make_model(tmp_path_factory.mktemp("tiny-model") / "tiny.keras")
-
 
 def _config(input_uri: str, output: Path, model: str, **overrides):
     return load_config(overrides={"input": input_uri, "output": str(output), "model": model,

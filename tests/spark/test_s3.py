@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from lime_spark.shapes import SHAPE_CLASSES, make_shapes_dataset, train_shapes_classifier
 from lime_spark.spark.s3 import S3A_PACKAGE, s3a_jars, s3a_settings
 from lime_spark.storage import read_bytes, to_fsspec_uri, to_hadoop_uri, write_bytes
-from lime_spark.testing import SHAPE_CLASSES, make_shapes_dataset, train_shapes_classifier
 
 from .s3_server import S3Server, s3_bucket, s3_server  # noqa: F401  (fixtures)
 

@@ -32,6 +32,7 @@ import pytest
 from lime_spark.cli import run_explain
 from lime_spark.config import load_config
 from lime_spark.exceptions import ConfigurationError
+from lime_spark.shapes import SHAPE_CLASSES
 from lime_spark.spark.catalog import (
     CATALOG_DIR_ENV,
     _derby_locked,
@@ -43,7 +44,6 @@ from lime_spark.spark.catalog import (
     server_info_path,
 )
 from lime_spark.spark.sqlserver import beeline_path, check_bind
-from lime_spark.testing import SHAPE_CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
 

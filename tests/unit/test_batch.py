@@ -93,23 +93,45 @@ def test_ok_record_rows(tmp_path, classifier):
     (lambda p: str(p / "missing.png"), "StorageError", "not found"),
     (lambda p: str(p), "StorageError", "directory"),
     (lambda p: None, "InvalidImageError", "path"),
-    (lambda p: (p / "t.jpg").write_bytes(b"hello") and str(p / "t.jpg"), "InvalidImageError", ""),
-    (lambda p: _png(p, "tiny.png", shape=(3, 3, 3)), None, None),
+    (lambda p: (p / "t.jpg").write_bytes(b"hello") and str(p / "t.jpg"), "InvalidImageError",
+     "5 bytes"),
 ])
 def test_bad_records_become_error_rows(tmp_path, classifier, make, error_class, fragment):
     path = make(tmp_path)
     result = explain_record(ImageRecord(None, path), classifier=classifier,
                             explainer=ImageExplainer(segmentation="grid", n_superpixels=4,
                                                      num_samples=16),
-                            settings=_settings(tmp_path, overlays=False))
+                            settings=_settings(tmp_path))
     row = result.image
-    if error_class is None:      # a 3x3 image is upsampled to the model input and explained
-        assert row["status"] == "ok" and (row["width"], row["height"]) == (3, 3)
-        return
     assert row["status"] == "error" and row["error_class"] == error_class
     assert fragment in row["error_message"]
     assert result.explanations == [] and result.features == []
     assert row["image_id"] == (image_id_for_path(path) if path else "")
+    assert row["top_label"] is None and row["seconds"] >= 0
+    assert not (tmp_path / "out").exists()      # an error row leaves no overlays
+
+
+def test_tiny_image_is_upsampled_and_explained(tmp_path, classifier):
+    """A 3x3 image is upsampled to the model input and explained: rows and overlays at 3x3."""
+    path = _png(tmp_path, "tiny.png", shape=(3, 3, 3))
+    result = explain_record(ImageRecord(None, path), classifier=classifier,
+                            explainer=ImageExplainer(segmentation="grid", n_superpixels=4,
+                                                     num_samples=16),
+                            settings=_settings(tmp_path))
+    row = result.image
+    assert row["status"] == "ok" and row["error_class"] is None and row["error_message"] is None
+    assert row["image_id"] == image_id_for_path(path)
+    assert (row["width"], row["height"], row["n_superpixels"]) == (3, 3, 4)
+    assert row["top_label_name"] in {"a", "b", "c"} and 0 <= row["top_prob"] <= 1
+    assert [e["label_rank"] for e in result.explanations] == [1, 2]
+    assert result.explanations[0]["label"] == row["top_label"]
+    assert len(result.features) == 2 * 4
+    # every pixel of the 3x3 original belongs to exactly one superpixel per label
+    for label in (e["label"] for e in result.explanations):
+        assert sum(f["pixel_count"] for f in result.features if f["label"] == label) == 9
+    for e in result.explanations:
+        with Image.open(e["overlay_uri"]) as im:
+            assert im.size == (3, 3)
 
 
 def test_image_id_for_path_is_stable():

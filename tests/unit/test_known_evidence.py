@@ -1,7 +1,7 @@
 """Known evidence: the explainer must point at the object that decides the class.
 
 A small CNN is trained here (10-25 s on two CPU cores) on
-:func:`lime_spark.testing.make_shapes_dataset` images, where the class is the
+:func:`lime_spark.shapes.make_shapes_dataset` images, where the class is the
 shape of one object placed at random among distractors of the same colours.
 With its default settings the explainer's top positive superpixel must lie
 on that object (the pointing game) in at least 90% of held-out images.
@@ -17,7 +17,7 @@ import pytest
 from lime_spark import Classifier, ImageExplainer
 from lime_spark.exceptions import ConfigurationError
 from lime_spark.sampling import derive_seed
-from lime_spark.testing import (
+from lime_spark.shapes import (
     NO_OBJECT,
     SHAPE_CLASSES,
     erase_object,

@@ -9,6 +9,7 @@ import skimage.data
 from lime_spark.exceptions import ClassifierOutputError, ConfigurationError, InvalidImageError, ModelLoadError
 from lime_spark.images import resize_image
 from lime_spark.models import Classifier, check_probabilities, load_classifier, load_label_names
+from lime_spark.models.applications import find_application, infer_application_kwargs
 from lime_spark.perturb import perturb_batch
 
 
@@ -101,6 +102,33 @@ def test_load_errors(tmp_path):
         load_classifier(str(bad))
     with pytest.raises(ModelLoadError, match="keras.applications names"):
         load_classifier("alexnet")
+    model = tmp_path / "tiny.keras"
+    _tiny_model().save(model)
+    with pytest.raises(ConfigurationError, match=r"Received: \['alpha'\] for model="):
+        load_classifier(str(model), alpha=0.25)
+
+
+def test_the_package_keeps_its_public_names():
+    import lime_spark.models as models
+
+    assert {"Classifier", "ClassifierFn", "load_classifier", "load_label_names",
+            "check_probabilities", "model_is_file"} <= set(models.__all__)
+    assert all(getattr(models, name) is not None for name in models.__all__)
+
+
+def test_application_names_and_keras_weight_file_names():
+    assert find_application("MobileNet_V2") == find_application("mobilenetv2") is not None
+    assert find_application("alexnet") is None
+    assert infer_application_kwargs("mobilenet", "/w/mobilenet_2_5_128_tf.h5") == {
+        "alpha": 0.25, "input_shape": (128, 128, 3)}
+    assert infer_application_kwargs("MobileNet", "mobilenet_1_0_224_tf_no_top.h5") == {
+        "alpha": 1.0, "input_shape": (224, 224, 3)}
+    v2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"
+    assert infer_application_kwargs("mobilenet_v2", v2) == {
+        "alpha": 0.35, "input_shape": (96, 96, 3)}
+    assert infer_application_kwargs("mobilenet", "my_weights.h5") == {}
+    assert infer_application_kwargs("vgg16", "mobilenet_2_5_128_tf.h5") == {}
+    assert infer_application_kwargs("mobilenet", None) == {}
 
 
 def test_label_names_from_list_file_and_json(tmp_path):

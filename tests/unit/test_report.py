@@ -24,7 +24,7 @@ from lime_spark.report import write_report
 from lime_spark.storage import join_uri, safe_key, write_bytes
 
 HOSTILE_ID = '<script>alert("id")</script>'
-HOSTILE_LABEL = '</script><img src=x onerror=alert(1)> & "%SCRIPT%"'
+HOSTILE_LABEL = '</script><img src=x onerror=alert(1)> & "%SCRIPT%" {{ script }}'
 LABELS = ["tabby", "tiger_cat", "espresso", "Egyptian_cat", "cup", "rocket", HOSTILE_LABEL]
 
 
@@ -201,11 +201,23 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
 
 
 def page_data(html_text: str) -> dict:
-    """The JSON the page renders its cards from."""
+    """The JSON the page renders its cards from, each image a dict as the page's script makes it.
+
+    The page has one array per image, its values named once by ``image_fields``
+    (each label's by ``label_fields``).
+    """
     match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
                       html_text, re.S)
     assert match, "no report-data script in the page"
-    return json.loads(match.group(1))
+    data = json.loads(match.group(1))
+    images = []
+    for row in data["images"]:
+        image = dict(zip(data["image_fields"], row, strict=True))
+        image["labels"] = [dict(zip(data["label_fields"], label, strict=True))
+                           for label in image["labels"]]
+        images.append(image)
+    data["images"] = images
+    return data
 
 
 class _Tags(HTMLParser):
@@ -240,38 +252,42 @@ def test_report_is_written_where_the_layout_says(small_run):
     index = root / "report" / "run_id=r1" / "index.html"
     assert uri == str(index) and index.is_file()
     data = page_data(index.read_text("utf-8"))
-    assert [r["id"] for r in sorted(data["images"], key=lambda r: r["n"])] == facts["ids"]
+    assert [r["id"] for r in sorted(data["images"], key=lambda r: r["order"])] == facts["ids"]
     by_id = {r["id"]: r for r in data["images"]}
-    assert {i for i, r in by_id.items() if r["s"] == "error"} == set(facts["errors"])
-    assert {i for i, r in by_id.items() if r["m"]} == set(facts["mismatches"])
+    assert {i for i, r in by_id.items() if r["status"] == "error"} == set(facts["errors"])
+    assert {i for i, r in by_id.items() if r["mismatch"]} == set(facts["mismatches"])
     for image_id, fit in facts["fits"].items():
-        assert by_id[image_id]["f"] == pytest.approx(fit, abs=1e-4)
-        assert len(by_id[image_id]["L"]) == 3
-        assert 0 < by_id[image_id]["ar"] <= 1
-    assert by_id["img-00000"]["m"] is False and by_id["img-00000"]["xr"] == 1
+        assert by_id[image_id]["fit"] == pytest.approx(fit, abs=1e-4)
+        assert len(by_id[image_id]["labels"]) == 3
+        assert 0 < by_id[image_id]["area"] <= 1
+    assert by_id["img-00000"]["mismatch"] is False and by_id["img-00000"]["expected_rank"] == 1
     error = by_id[facts["errors"][0]]
-    assert error["ec"] in ("InvalidImageError", "StorageError") and "<b>" in error["em"]
+    assert error["error_class"] in ("InvalidImageError", "StorageError")
+    assert "<b>" in error["error_message"]
 
 
 def test_thumbnails_are_small_and_links_are_relative(small_run):
     root, facts, _ = small_run
     folder = root / "report" / "run_id=r1"
     data = page_data((folder / "index.html").read_text("utf-8"))
-    assert data["thumbs"] == "thumbs/" and data["overlays"] == "../../overlays/run_id=r1/"
+    assert data["thumbs_base"] == "thumbs/"
+    assert data["overlays_base"] == "../../overlays/run_id=r1/"
     for r in data["images"]:
-        names = [n for n in r["th"].split(",") if n]
-        if r["s"] == "ok":
-            assert set(names) == {"original", "segments", *(str(lab[0]) for lab in r["L"])}
-            assert all(lab[4] == 1 for lab in r["L"])
+        names = r["thumbs"]
+        if r["status"] == "ok":
+            assert set(names) == {"original", "segments",
+                                  *(str(lab["label"]) for lab in r["labels"])}
+            assert all(str(lab["label"]) in names for lab in r["labels"])
             # the page's relative links resolve to files, as a browser resolves them
-            overlay = (folder / unquote(data["overlays"] + r["k"] + "/segments.png")).resolve()
+            overlay = (folder / unquote(data["overlays_base"] + r["folder"]
+                                        + "/segments.png")).resolve()
             assert overlay.is_file()
             assert overlay == root / "overlays" / "run_id=r1" / safe_key(r["id"]) / "segments.png"
-            assert r["ol"].startswith("file:///")
+            assert r["original_link"].startswith("file:///")
         else:
             assert names == []        # the failed images' originals were never written
         for name in names:
-            thumb = folder / unquote(data["thumbs"] + r["k"] + f"/{name}.jpg")
+            thumb = folder / unquote(data["thumbs_base"] + r["folder"] + f"/{name}.jpg")
             with Image.open(thumb) as im:
                 assert im.format == "JPEG" and max(im.size) <= 192
     # the hostile id became one folder of thumbnails, inside the report
@@ -295,8 +311,9 @@ def test_page_is_self_contained_and_escapes_hostile_text(small_run):
     # hostile ids and labels only as escaped text or JSON escapes
     assert HOSTILE_ID not in text and "</script><img" not in text
     # the hostile label is a top label (seed 0), so it is in the summary's table, escaped
-    assert HOSTILE_LABEL in {r["t"] for r in page_data(text)["images"]}
-    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;%SCRIPT%&quot;" in text
+    assert HOSTILE_LABEL in {r["predicted"] for r in page_data(text)["images"]}
+    assert ("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;%SCRIPT%&quot; "
+            "{{ script }}") in text
     assert text.count("</script>") == 2
     data = page_data(text)
     assert HOSTILE_ID in {r["id"] for r in data["images"]}
@@ -350,17 +367,17 @@ def test_missing_pictures_become_placeholders_not_failures(tmp_path):
     make_run(str(root), "r", 5, errors=1, overlays=False, originals=False)
     data = page_data(Path(write_report(str(root), "r")).read_text("utf-8"))
     assert len(data["images"]) == 5
-    assert all(r["th"] == "" for r in data["images"])
+    assert all(r["thumbs"] == [] for r in data["images"])
 
 
 def test_links_to_originals_only_for_files_and_http():
-    from lime_spark.report import _original_link
+    from lime_spark.report.records import original_link
 
-    assert _original_link("/data/a b#1.jpg") == "file:///data/a%20b%231.jpg"
-    assert _original_link("https://host/x.jpg") == "https://host/x.jpg"
+    assert original_link("/data/a b#1.jpg") == "file:///data/a%20b%231.jpg"
+    assert original_link("https://host/x.jpg") == "https://host/x.jpg"
     for path in ("javascript:alert(1)", "JaVaScRiPt:x", "data:text/html,x", "s3a://b/k.jpg",
                  "relative/x.jpg", "", None):
-        assert _original_link(path) is None
+        assert original_link(path) is None
 
 
 def test_missing_run_and_bad_arguments_raise(tmp_path):
@@ -384,7 +401,7 @@ def test_any_fsspec_uri(tmp_path):
         data = page_data(fs.cat(uri.split("://", 1)[1]).decode("utf-8"))
         assert [r["id"] for r in data["images"]] == facts["ids"]
         assert fs.exists("/lime-report-test/out/report/run_id=m/thumbs/img-00000/segments.jpg")
-        assert data["images"][0]["ol"] is None        # no link to a memory:// original
+        assert data["images"][0]["original_link"] is None    # no link to a memory:// original
     finally:
         fsspec.filesystem("memory").rm("/lime-report-test", recursive=True)
 
@@ -412,3 +429,33 @@ def test_ten_thousand_images_stay_small(tmp_path):
     per_image = len(text.encode("utf-8")) / 10_000
     assert per_image < 600, f"{per_image:.0f} bytes of HTML per image"
     assert seconds < 60, f"report of 10,000 images took {seconds:.1f}s"
+
+
+def test_page_inlines_the_static_files_and_allows_the_script_by_its_hash(small_run):
+    import base64
+    import hashlib
+
+    from lime_spark.report.page import static_text
+
+    root, _, _ = small_run
+    text = (root / "report" / "run_id=r1" / "index.html").read_text("utf-8")
+    script = static_text("report.js")
+    assert f"<script>{script}</script>" in text
+    assert f"<style>{static_text('report.css')}</style>" in text
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    csp = next(a["content"] for t, a in _tags(text)
+               if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert f"script-src 'sha256-{digest}'" in csp
+    assert "{{" not in text.replace("{{ script }}", "") and "{#" not in text
+
+
+def test_template_values_are_escaped_and_must_match_its_placeholders():
+    from lime_spark.report.page import Html, fill
+
+    template = "<p title=\"{{ a }}\">{{ b }}</p>{# gone #}\n{{ c }}"
+    out = fill(template, {"a": '"><x>', "b": "{{ c }} & <y>", "c": Html("<i>kept</i>")})
+    assert out == '<p title="&quot;&gt;&lt;x&gt;">{{ c }} &amp; &lt;y&gt;</p><i>kept</i>'
+    with pytest.raises(KeyError, match="c"):
+        fill(template, {"a": "", "b": ""})
+    with pytest.raises(KeyError, match="d"):
+        fill(template, {"a": "", "b": "", "c": "", "d": ""})

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from lime_spark.exceptions import ConfigurationError, ImageTooSmallError, SegmentationError
+from lime_spark.exceptions import (ConfigurationError, ImageTooSmallError, InvalidImageError,
+                                   SegmentationError)
 from lime_spark.images import resize_image
 from lime_spark.segmentation import check_segments, relabel_segments, segment_image
 
@@ -68,6 +69,32 @@ def test_callable_segmenters_lime_style_and_shared_signature():
     assert np.unique(labels).tolist() == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_type_error_inside_a_callable_segmenter_is_reported_not_retried(shared):
+    calls = []
+
+    def lime_style(image):
+        calls.append(image.shape)
+        return len(7)   # the user's bug: a TypeError from inside the function
+
+    def shared_signature(image, *, n_superpixels, random_state):
+        return lime_style(image)
+
+    with pytest.raises(TypeError, match="has no len") as info:
+        segment_image(IMAGE, method=shared_signature if shared else lime_style)
+    assert calls == [IMAGE.shape]
+    note = " ".join(getattr(info.value, "__notes__", []))
+    assert "does not retry" in note
+    assert ("n_superpixels" in note) is shared
+
+
+def test_callable_segmenter_conventions_are_checked_once():
+    with pytest.raises(ConfigurationError, match=r"Unknown parameter\(s\) \['offset'\]"):
+        segment_image(IMAGE, method=lambda image: image[..., 0] // 128, offset=3)
+    with pytest.raises(ConfigurationError, match="accept fn\\(image\\)"):
+        segment_image(IMAGE, method=lambda image, other: image[..., 0] // 128)
+
+
 def test_relabel_orders_by_first_appearance():
     labels = np.array([[5, 5, 9], [2, 9, 2]])
     np.testing.assert_array_equal(relabel_segments(labels), [[0, 0, 1], [2, 1, 2]])
@@ -83,6 +110,17 @@ def test_unknown_method_and_parameter_are_errors():
 def test_too_small_image():
     with pytest.raises(ImageTooSmallError, match="3x3"):
         segment_image(np.zeros((3, 3, 3), np.uint8))
+
+
+def test_images_are_validated_by_to_rgb_array():
+    with pytest.raises(InvalidImageError, match=r"shape=\(16, 16, 2\)"):
+        segment_image(np.zeros((16, 16, 2), np.uint8))
+    with pytest.raises(InvalidImageError, match="finite"):
+        segment_image(np.full((16, 16, 3), np.nan))
+    gray = IMAGE[..., 0]
+    np.testing.assert_array_equal(
+        segment_image(gray, method="grid", n_superpixels=4),
+        segment_image(np.stack([gray] * 3, axis=-1), method="grid", n_superpixels=4))
 
 
 def test_check_segments_rejects_bad_arrays():

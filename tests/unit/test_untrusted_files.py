@@ -126,10 +126,10 @@ def test_report_never_starts_ghostscript(fake_gs, tmp_path):
     data = page_data(Path(write_report(str(root), "r")).read_text("utf-8"))
     assert not fake_gs.exists(), fake_gs.read_text()
     by_id = {r["id"]: r for r in data["images"]}
-    assert by_id["img-00003"]["th"] == ""                     # an error row is never read
-    shown = by_id["img-00000"]["th"].split(",")
+    assert by_id["img-00003"]["thumbs"] == []                 # an error row is never read
+    shown = by_id["img-00000"]["thumbs"]
     assert "original" not in shown and "segments" in shown    # placeholder, overlays shown
-    assert "original" in by_id["img-00001"]["th"].split(",")
+    assert "original" in by_id["img-00001"]["thumbs"]
 
 
 def _psd(width: int = 4, height: int = 3) -> bytes:
@@ -291,7 +291,8 @@ def test_decode_budget_refuses_from_the_header(png_36mp):
 _PEAK_CHILD = textwrap.dedent("""
     import io, json, sys
     from PIL import Image
-    from lime_spark import images, report
+    from lime_spark import images
+    from lime_spark.report import thumbnails
 
     def status(key):
         with open("/proc/self/status") as fh:
@@ -305,7 +306,7 @@ _PEAK_CHILD = textwrap.dedent("""
         fh.write("5")                                          # VmHWM := VmRSS
     before = status("VmRSS")
     if sys.argv[3] == "thumbnail":                              # the report's path
-        image = Image.open(io.BytesIO(report._thumbnail_jpeg(data, 192)))
+        image = Image.open(io.BytesIO(thumbnails.thumbnail_jpeg(data, 192)))
         shape = [image.height, image.width]
     else:
         shape = list(images.decode_image(data).shape)
@@ -351,12 +352,13 @@ def test_thumbnail_decode_is_reduced(png_36mp):
 
 
 def test_report_threads_follow_the_memory_budget():
-    from lime_spark.report import THREAD_BUDGET, _thread_plan
+    from lime_spark.report import THREAD_BUDGET
+    from lime_spark.report.thumbnails import thread_plan
 
     threads = min(16, 2 * (os.cpu_count() or 1), 8)             # 2 GiB // 256 MiB = 8
-    assert _thread_plan(2 << 30, None) == (threads, (2 << 30) // threads)
-    assert _thread_plan(300 << 20, None) == (1, 300 << 20)     # one thread: its share is all
-    assert _thread_plan(1 << 30, 3) == (3, (1 << 30) // 3)
+    assert thread_plan(2 << 30, None) == (threads, (2 << 30) // threads)
+    assert thread_plan(300 << 20, None) == (1, 300 << 20)      # one thread: its share is all
+    assert thread_plan(1 << 30, 3) == (3, (1 << 30) // 3)
     assert THREAD_BUDGET == 256 << 20
 
 
@@ -370,7 +372,7 @@ def test_report_makes_large_thumbnails_alone_within_the_budget(tmp_path):
     def originals(memory_budget: int) -> set[str]:
         index = write_report(str(root), "r", workers=2, memory_budget=memory_budget)
         data = page_data(Path(index).read_text("utf-8"))
-        return {r["id"] for r in data["images"] if "original" in r["th"].split(",")}
+        return {r["id"] for r in data["images"] if "original" in r["thumbs"]}
 
     # ~60 MB to decode: more than a thread's share of 64 MiB, so it is made after the
     # others, alone; with 40 MiB in all it is not made at all, and the rest still is

@@ -1,4 +1,4 @@
-"""Known evidence for explainers: a generated image set whose answer is known.
+"""The shapes data set: generated images whose evidence is known, and a metric on them.
 
 Each image of :func:`make_shapes_dataset` shows one class-deciding object
 (a plus, a ring or a triangle) at a random place among distractors (filled
@@ -194,42 +194,57 @@ def make_shapes_dataset(n_images: int, *, size: int = 64, n_distractors: int = 4
     images = np.empty((n_images, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, n_classes, size=n_images).astype(np.int64)
     masks = np.zeros((n_images, size, size), dtype=bool)
-    palette = np.asarray(FOREGROUND_COLOURS, dtype=np.float64)
     for i in range(n_images):
-        for _ in range(_MAX_TRIES):
-            sizes = [int(rng.integers(object_size[0], object_size[1] + 1))]
-            sizes += [int(v) for v in rng.integers(distractor_size[0], distractor_size[1] + 1,
-                                                   size=n_distractors)]
-            corners = _place(rng, sizes, size)
-            if corners is not None:
-                break
-        else:
-            raise ConfigurationError(
-                f"Expected room for one object and {n_distractors} distractors in a "
-                f"{size}x{size} image. Received: object_size={object_size}, "
-                f"distractor_size={distractor_size} (shapes did not fit)"
-            )
-        canvas = np.empty((size, size, 3), dtype=np.float64)
-        canvas[:] = rng.uniform(185, 235, size=3)
-        colours = palette[rng.choice(len(palette), size=2, replace=False)]
-        distractors = [DISTRACTOR_SHAPES[k] for k in rng.integers(
-            0, len(DISTRACTOR_SHAPES), size=n_distractors + 1)]
-        has_object = labels[i] != NO_OBJECT
-        kinds = [SHAPE_CLASSES[labels[i]] if has_object else distractors[0], *distractors[1:]]
-        # the object (first shape) takes one colour of the pair, the first
-        # distractor the same one, the other distractors either
-        paint = rng.integers(0, 2, size=1 + n_distractors)
-        paint[1:2] = paint[0]
-        for j, (kind, side, (r, c)) in enumerate(zip(kinds, sizes, corners)):
-            stamp = _shape_mask(kind, side)
-            window = canvas[r:r + side, c:c + side]
-            window[stamp] = colours[paint[j]]
-            if j == 0 and has_object:
-                masks[i, r:r + side, c:c + side] = stamp
-        if noise:
-            canvas += rng.normal(0.0, noise, size=canvas.shape)
-        images[i] = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+        sizes, corners = _layout(rng, size, n_distractors, object_size, distractor_size)
+        images[i], masks[i] = _draw(rng, int(labels[i]), sizes, corners, size=size, noise=noise)
     return images, labels, masks
+
+
+def _layout(rng: np.random.Generator, size: int, n_distractors: int,
+            object_size: tuple[int, int], distractor_size: tuple[int, int]
+            ) -> tuple[list[int], list[tuple[int, int]]]:
+    """Sides and top-left corners of the object (first) and the distractors of one image."""
+    for _ in range(_MAX_TRIES):
+        sizes = [int(rng.integers(object_size[0], object_size[1] + 1))]
+        sizes += [int(v) for v in rng.integers(distractor_size[0], distractor_size[1] + 1,
+                                               size=n_distractors)]
+        corners = _place(rng, sizes, size)
+        if corners is not None:
+            return sizes, corners
+    raise ConfigurationError(
+        f"Expected room for one object and {n_distractors} distractors in a "
+        f"{size}x{size} image. Received: object_size={object_size}, "
+        f"distractor_size={distractor_size} (shapes did not fit)"
+    )
+
+
+def _draw(rng: np.random.Generator, label: int, sizes: list[int],
+          corners: list[tuple[int, int]], *, size: int, noise: float
+          ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Paint one image: (image (size, size, 3) uint8, object mask (size, size) bool)."""
+    n_distractors = len(sizes) - 1
+    palette = np.asarray(FOREGROUND_COLOURS, dtype=np.float64)
+    mask = np.zeros((size, size), dtype=bool)
+    canvas = np.empty((size, size, 3), dtype=np.float64)
+    canvas[:] = rng.uniform(185, 235, size=3)
+    colours = palette[rng.choice(len(palette), size=2, replace=False)]
+    distractors = [DISTRACTOR_SHAPES[k] for k in rng.integers(
+        0, len(DISTRACTOR_SHAPES), size=n_distractors + 1)]
+    has_object = label != NO_OBJECT
+    kinds = [SHAPE_CLASSES[label] if has_object else distractors[0], *distractors[1:]]
+    # the object (first shape) takes one colour of the pair, the first
+    # distractor the same one, the other distractors either
+    paint = rng.integers(0, 2, size=1 + n_distractors)
+    paint[1:2] = paint[0]
+    for j, (kind, side, (r, c)) in enumerate(zip(kinds, sizes, corners)):
+        stamp = _shape_mask(kind, side)
+        window = canvas[r:r + side, c:c + side]
+        window[stamp] = colours[paint[j]]
+        if j == 0 and has_object:
+            mask[r:r + side, c:c + side] = stamp
+    if noise:
+        canvas += rng.normal(0.0, noise, size=canvas.shape)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), mask
 
 
 # --------------------------------------------------------------------------

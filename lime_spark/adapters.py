@@ -1,0 +1,120 @@
+"""Adapters from what a user hands the explainer to the contracts of its stages.
+
+- :func:`check_image`: any accepted image array to the ``(H, W, 3)`` array
+  every stage works on (validation by :func:`lime_spark.images.to_rgb_array`,
+  the one image validator).
+- :func:`as_mask_predictor`: a :class:`~lime_spark.models.Classifier` or a
+  plain callable (lime's ``classifier_fn``) to one object with
+  ``predict_masks(image, fill_image, segments, design)`` and ``batch_size``,
+  so prediction has a single code path.
+
+The segmenter adapter lives beside the segmenters, in
+:mod:`lime_spark.segmentation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .exceptions import ConfigurationError
+from .images import to_rgb_array
+from .models import Classifier, ClassifierFn, check_probabilities
+from .perturb import iter_perturbed
+
+__all__ = ["MaskPredictor", "FunctionClassifier", "as_mask_predictor", "check_image"]
+
+
+def check_image(image: Any) -> NDArray:
+    """Validate an image with :func:`~lime_spark.images.to_rgb_array`, keeping float values.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
+        Values in 0..255: ``uint8``, another integer dtype or a float dtype.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3)
+        ``uint8`` as :func:`~lime_spark.images.to_rgb_array` returns it, except
+        that a float image keeps its dtype and unrounded values (lime's
+        ``classifier_fn`` receives the image's dtype); a C-contiguous float
+        ``(H, W, 3)`` input is returned as is.
+
+    Raises
+    ------
+    InvalidImageError
+        Whatever :func:`~lime_spark.images.to_rgb_array` refuses.
+    """
+    rgb = to_rgb_array(image)
+    if image.dtype.kind != "f":
+        return rgb
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+    return np.ascontiguousarray(np.broadcast_to(image[:, :, :3], rgb.shape))
+
+
+class MaskPredictor(Protocol):
+    """What prediction needs: probabilities for the design rows of one image."""
+
+    batch_size: int
+
+    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+                      design: NDArray) -> NDArray:
+        ...  # pragma: no cover
+
+
+class FunctionClassifier:
+    """A plain ``classifier_fn`` with :meth:`Classifier.predict_masks`'s contract.
+
+    The perturbed images are built on the host, ``batch_size`` at a time, in
+    the image's dtype, and handed to ``fn``; what it returns is validated by
+    :func:`~lime_spark.models.check_probabilities`, with the number of classes
+    fixed by the first batch (across calls too, like ``Classifier.n_classes``).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(images (N, H, W, 3)) -> probabilities (N, n_classes)``.
+    batch_size : int
+        Most images per call of ``fn``.
+    """
+
+    def __init__(self, fn: ClassifierFn, *, batch_size: int):
+        self.fn = fn
+        self.batch_size = batch_size
+        self.n_classes: int | None = None
+
+    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+                      design: NDArray) -> NDArray:
+        """Probabilities of the perturbed images of ``design``, shape (n_samples, n_classes)."""
+        out = []
+        for batch in iter_perturbed(image, fill_image, segments, design, self.batch_size):
+            probs = check_probabilities(self.fn(batch), batch.shape[0], self.n_classes)
+            self.n_classes = probs.shape[1]
+            out.append(probs)
+        return np.concatenate(out)
+
+
+def as_mask_predictor(classifier: Classifier | ClassifierFn | MaskPredictor, *,
+                      batch_size: int) -> MaskPredictor:
+    """``classifier`` itself when it already predicts masks, else a :class:`FunctionClassifier`.
+
+    ``batch_size`` applies to a plain callable only; a :class:`Classifier`
+    keeps its own (compiled) batch size.
+
+    Raises
+    ------
+    ConfigurationError
+        ``classifier`` is neither a Classifier nor callable.
+    """
+    if isinstance(classifier, (Classifier, FunctionClassifier)):
+        return classifier
+    if not callable(classifier):
+        raise ConfigurationError(
+            "Expected classifier to be a Classifier or a callable mapping images to "
+            f"probabilities. Received: {type(classifier).__name__}"
+        )
+    return FunctionClassifier(classifier, batch_size=batch_size)

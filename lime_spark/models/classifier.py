@@ -1,0 +1,347 @@
+"""The compiled classifier: a Keras model with its preprocessing, input size and labels.
+
+A :class:`Classifier` predicts probabilities for batches of RGB images in
+0..255 through compiled functions of one fixed batch shape (the last batch is
+padded), so shapes never retrace.  Its :meth:`Classifier.predict_masks` also
+builds the perturbed images inside the compiled function from the design
+rows, so on a GPU only the 0/1 masks travel per batch.
+
+Any plain callable ``fn(images) -> probabilities`` (:data:`ClassifierFn`,
+lime's ``classifier_fn``) can be used in place of a Classifier by the
+explainer; :func:`check_probabilities` validates what either returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validation import check_int, check_one_of
+from ..exceptions import (ClassifierOutputError, ConfigurationError, InvalidImageError,
+                          ModelLoadError)
+from ..perturb import perturb_tensor
+from .applications import preprocess_function
+
+__all__ = ["ClassifierFn", "Classifier", "check_probabilities", "OUTPUT_ACTIVATIONS"]
+
+logger = logging.getLogger(__name__)
+
+ClassifierFn = Callable[[NDArray], NDArray]
+"""``fn(images (N, H, W, 3) in 0..255) -> probabilities (N, C)``."""
+
+OUTPUT_ACTIVATIONS = ("none", "softmax", "sigmoid")
+
+
+def check_probabilities(probs: Any, n_rows: int, n_classes: int | None = None) -> NDArray:
+    """Validate a classifier's output block and return it as a float array.
+
+    Parameters
+    ----------
+    probs : array-like of shape (n_rows, C)
+    n_rows : int
+        Number of images that were passed in.
+    n_classes : int or None
+        Expected C (from earlier batches), or None to accept any C >= 1.
+
+    Raises
+    ------
+    ClassifierOutputError
+        On a wrong shape or non-finite values.
+    """
+    try:
+        arr = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ClassifierOutputError(
+            "Expected the classifier to return an array of probabilities of shape "
+            f"({n_rows}, n_classes). Received: {type(probs).__name__}"
+        ) from None
+    if arr.ndim != 2 or arr.shape[0] != n_rows or arr.shape[1] < 1 or (
+            n_classes is not None and arr.shape[1] != n_classes):
+        want = f"({n_rows}, {n_classes if n_classes is not None else 'n_classes'})"
+        raise ClassifierOutputError(
+            f"Expected the classifier to return probabilities of shape {want} for "
+            f"{n_rows} images. Received: shape={arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ClassifierOutputError(
+            "Expected finite probabilities from the classifier. Received: "
+            f"{bad} NaN or infinite value(s)"
+        )
+    return arr
+
+
+def _input_geometry(shape: tuple, input_size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """(height, width, channels) of a model's images from its ``input_shape`` (N, H, W, C).
+
+    ``input_size`` (height, width) fills in, or overrides, the height and width.
+    """
+    if len(shape) != 4:
+        raise ModelLoadError(
+            "Expected a model with image input of shape (N, H, W, C). "
+            f"Received: input_shape={shape}"
+        )
+    height, width, channels = shape[1:]
+    if input_size is not None:
+        height, width = (int(v) for v in input_size)
+    if height is None or width is None:
+        raise ConfigurationError(
+            "The model's input shape leaves the image size open; pass "
+            f"input_size=(height, width). Received: input_shape={shape}"
+        )
+    if channels not in (1, 3):
+        raise ModelLoadError(
+            "Expected a model with 1 (grayscale) or 3 (RGB) input channels. "
+            f"Received: input_shape={shape}"
+        )
+    return int(height), int(width), int(channels)
+
+
+def _output_units(shape: tuple) -> int:
+    """The number of output units from a model's ``output_shape`` (N, n_outputs)."""
+    if len(shape) != 2 or shape[1] is None:
+        raise ModelLoadError(
+            f"Expected a model with output shape (N, n_classes). Received: output_shape={shape}"
+        )
+    return int(shape[1])
+
+
+class Classifier:
+    """A Keras image classifier with preprocessing, input size and label names.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Input (N, H, W, C) with C = 3 or 1 (grayscale models get the
+        luminance of the RGB input), output (N, n_outputs).
+    preprocess : str, callable or None
+        See :func:`preprocess_function`; applied to float32 RGB in 0..255.
+    label_names : sequence of str, optional
+    batch_size : int, default 128
+        Every compiled call sees exactly this many images.
+    output_activation : {"none", "softmax", "sigmoid"}
+        Applied to the model's output: use ``softmax`` for a model that
+        returns logits.  A model with one output unit is read as a binary
+        classifier with classes ``[1 - p, p]``.
+    input_size : (int, int), optional
+        (height, width) when the model's input shape leaves them open.
+    name : str, optional
+    digest : str, optional
+        Identifies the weights (``model_digest`` in the job's tables).
+    jit : bool, default True
+        Compile the element-wise preparation (mask gather, fill, preprocessing)
+        with XLA; falls back to plain graphs where XLA is unavailable.
+
+    Notes
+    -----
+    Calling the classifier is thread-compatible but not thread-safe: use one
+    per thread.
+    """
+
+    def __init__(self, model: Any, *, preprocess: str | Callable | None = None,
+                 label_names: Sequence[str] | None = None, batch_size: int = 128,
+                 output_activation: str = "none",
+                 input_size: tuple[int, int] | None = None,
+                 name: str | None = None, digest: str | None = None, jit: bool = True):
+        self.model = model
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.output_activation = check_one_of(
+            "output_activation", output_activation or "none", OUTPUT_ACTIVATIONS)
+        self._preprocess = preprocess_function(preprocess)
+        self.preprocess_name = preprocess if isinstance(preprocess, str) or preprocess is None \
+            else getattr(preprocess, "__name__", "callable")
+        height, width, channels = _input_geometry(tuple(model.input_shape), input_size)
+        self.input_size = (height, width)
+        self.input_channels = channels
+        n_outputs = _output_units(tuple(model.output_shape))
+        self._binary = n_outputs == 1
+        self.n_classes = 2 if self._binary else n_outputs
+        self.label_names = list(label_names) if label_names is not None else None
+        if self.label_names is not None and len(self.label_names) != self.n_classes:
+            raise ConfigurationError(
+                f"Expected {self.n_classes} label names for the model's {self.n_classes} "
+                f"classes. Received: {len(self.label_names)} names"
+            )
+        self.name = name or getattr(model, "name", "model")
+        self._digest = digest
+        self.jit = bool(jit)
+        self.trace_count = 0
+        self._prepare_fn = self._masks_fn = self._model_fn = None
+
+    # -- metadata ---------------------------------------------------------
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the model's weights, unless given at construction."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for w in self.model.get_weights():
+                h.update(np.ascontiguousarray(w).tobytes())
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def label_name(self, label: int) -> str:
+        """The name of class ``label`` (its number as text when no names were given)."""
+        if self.label_names is None:
+            return str(int(label))
+        return self.label_names[int(label)]
+
+    # -- compiled functions -------------------------------------------------
+    def _prepare(self, x: Any) -> Any:
+        """Float32 RGB in 0..255 to the model's input: grey conversion and preprocessing.
+
+        Every ``keras.applications`` preprocessing is per pixel, so it commutes
+        with choosing pixels from the image or the fill.
+        """
+        from keras import ops
+
+        if self.input_channels == 1:
+            x = ops.sum(x * ops.convert_to_tensor([0.299, 0.587, 0.114], "float32"),
+                        axis=-1, keepdims=True)
+        if self._preprocess is not None:
+            x = self._preprocess(x)
+        return x
+
+    def _predict(self, x: Any) -> Any:
+        """Run the model on prepared input and return probabilities (float32)."""
+        from keras import ops
+
+        y = self.model(x, training=False)
+        if self.output_activation == "softmax":
+            y = ops.softmax(y, axis=-1)
+        elif self.output_activation == "sigmoid":
+            y = ops.sigmoid(y)
+        if self._binary:
+            y = ops.concatenate([1.0 - y, y], axis=-1)
+        return ops.cast(y, "float32")
+
+    def _compiled(self) -> tuple[Callable, Callable, Callable]:
+        """(prepare images, prepare perturbed images from masks, model) compiled functions.
+
+        The two preparation steps are element-wise and are compiled with XLA
+        (``jit_compile``) when ``self.jit`` holds, fusing the mask gather, the
+        select and the preprocessing into one pass; the model runs as a plain
+        ``tf.function`` (XLA is slower for convolutions on CPU).  Every input has
+        a fixed shape: batches are padded to ``batch_size`` and the design to a
+        multiple of 64 columns, so nothing retraces.
+        """
+        if self._model_fn is None:
+            import tensorflow as tf
+
+            height, width = self.input_size
+            batch = self.batch_size
+
+            def prepare_images(x):
+                self.trace_count += 1
+                return self._prepare(x)
+
+            def prepare_masks(design, segments, image, fill):
+                self.trace_count += 1
+                return self._prepare(perturb_tensor(design, segments, image, fill))
+
+            def predict(x):
+                self.trace_count += 1
+                return self._predict(x)
+
+            self._prepare_fn = tf.function(prepare_images, jit_compile=self.jit, input_signature=[
+                tf.TensorSpec([batch, height, width, 3], tf.float32)])
+            self._masks_fn = tf.function(prepare_masks, jit_compile=self.jit, input_signature=[
+                tf.TensorSpec([batch, None], tf.float32),
+                tf.TensorSpec([height, width], tf.int32),
+                tf.TensorSpec([height, width, 3], tf.float32),
+                tf.TensorSpec([height, width, 3], tf.float32)])
+            self._model_fn = tf.function(predict, input_signature=[
+                tf.TensorSpec([batch, height, width, self.input_channels], tf.float32)])
+        return self._prepare_fn, self._masks_fn, self._model_fn
+
+    def _run(self, step: Callable[[], Any]) -> Any:
+        """Run ``step``; if XLA cannot compile here, fall back to plain graphs once."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - XLA errors vary by platform
+            if not self.jit or "XLA" not in str(exc) and "jit" not in str(exc).lower():
+                raise
+            logger.warning("XLA unavailable (%s); using plain tf.function", type(exc).__name__)
+            self.jit = False
+            self._model_fn = None
+            return step()
+
+    def _check_image_size(self, shape: tuple[int, ...], what: str) -> None:
+        if tuple(shape[-3:-1]) != self.input_size or shape[-1] != 3:
+            raise InvalidImageError(
+                f"Expected {what} of size {self.input_size[0]}x{self.input_size[1]}x3 "
+                f"(height x width x channels, the model's input). Received: shape={tuple(shape)}"
+            )
+
+    def __call__(self, images: NDArray) -> NDArray[np.float32]:
+        """Probabilities for a batch of images.
+
+        Parameters
+        ----------
+        images : ndarray of shape (N, H, W, 3), uint8 or float in 0..255
+            H, W must be the model's input size.
+
+        Returns
+        -------
+        ndarray of shape (N, n_classes), float32
+        """
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise InvalidImageError(
+                f"Expected a batch of images of shape (N, H, W, 3). Received: shape={images.shape}"
+            )
+        self._check_image_size(images.shape, "images")
+        n, out = images.shape[0], []
+        for start in range(0, n, self.batch_size):
+            block = images[start:start + self.batch_size].astype(np.float32)
+            rows = block.shape[0]
+            if rows < self.batch_size:
+                block = np.concatenate(
+                    [block, np.zeros((self.batch_size - rows, *block.shape[1:]), np.float32)])
+
+            def step(block=block):
+                prepare, _, model = self._compiled()
+                return np.asarray(model(prepare(block)))
+
+            out.append(self._run(step)[:rows])
+        if not out:
+            return np.zeros((0, self.n_classes), np.float32)
+        return check_probabilities(np.concatenate(out), n, self.n_classes).astype(np.float32)
+
+    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+                      design: NDArray) -> NDArray[np.float32]:
+        """Probabilities of the perturbed images, built on the device from the design.
+
+        Parameters
+        ----------
+        image, fill_image : ndarray of shape (H, W, 3), in 0..255
+        segments : ndarray of shape (H, W), int, ids 0..K-1
+        design : ndarray of shape (n_samples, K), 0/1
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float32
+        """
+        import tensorflow as tf
+
+        self._check_image_size(np.shape(image), "image")
+        n, k = design.shape
+        # rows padded to whole batches, columns to a multiple of 64 (one XLA shape)
+        z = np.ones((-(-n // self.batch_size) * self.batch_size, -(-k // 64) * 64), np.float32)
+        z[:n, :k] = design
+        img = tf.convert_to_tensor(np.asarray(image, np.float32))
+        fill = tf.convert_to_tensor(np.asarray(fill_image, np.float32))
+        seg = tf.convert_to_tensor(np.asarray(segments, np.int32))
+
+        def step():
+            _, masks, model = self._compiled()
+            out = [model(masks(tf.convert_to_tensor(z[s:s + self.batch_size]), seg, img, fill))
+                   for s in range(0, z.shape[0], self.batch_size)]
+            return np.concatenate([np.asarray(o) for o in out])
+
+        probs = self._run(step)[:n]
+        return check_probabilities(probs, n, self.n_classes).astype(np.float32)

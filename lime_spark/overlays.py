@@ -1,0 +1,75 @@
+"""Where an image's overlay PNGs live, writing them, and removing them after an error.
+
+One folder per image: ``ROOT/overlays/run_id=R/<safe_key(image_id)>/`` holds
+``segments.png`` (the superpixels) and ``<label>.png`` per explained label.
+The per-image pipeline (:func:`lime_spark.batch.explain_record`) writes them
+last and removes the folder when the image ends as an error row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .render import render_explanation, render_superpixels, thumbnail, upsample_segments
+from .storage import join_uri, remove_tree, safe_key, write_bytes
+
+if TYPE_CHECKING:
+    from .explainer import ImageExplanation
+
+__all__ = ["overlay_folder", "overlay_uris", "write_overlays", "remove_overlays"]
+
+logger = logging.getLogger(__name__)
+
+
+def overlay_folder(root: str, run_id: str, image_id: str) -> str:
+    """The overlay folder of one image under ``root``: one folder per id, never outside."""
+    return join_uri(root, "overlays", f"run_id={run_id}", safe_key(image_id))
+
+
+def overlay_uris(folder: str, labels: Iterable[int]) -> dict[int, str]:
+    """The URI of each label's overlay PNG in ``folder``."""
+    return {label: join_uri(folder, f"{label}.png") for label in labels}
+
+
+def write_overlays(folder: str, original: NDArray[np.uint8], explanation: ImageExplanation, *,
+                   max_side: int, n_features: int, display: str) -> None:
+    """Write ``segments.png`` and one PNG per explained label into ``folder``.
+
+    Parameters
+    ----------
+    folder : str
+        :func:`overlay_folder` of the image (a staging area or the output).
+    original : ndarray of shape (H, W, 3), uint8
+        The decoded image; drawn on a thumbnail of at most ``max_side``
+        pixels (0: the original size).
+    explanation : ImageExplanation
+    max_side, n_features, display
+        ``BatchSettings.overlay_max_side``, ``overlay_features`` (most
+        positive superpixels drawn per label) and ``overlay_display``.
+    """
+    canvas = original
+    if max_side and max(original.shape[:2]) > max_side:
+        canvas = thumbnail(original, max_side)
+    segments = upsample_segments(explanation.segments, canvas.shape[:2])
+    write_bytes(join_uri(folder, "segments.png"), render_superpixels(canvas, segments))
+    # a canvas thinner than the model input (a 2 x 4000 strip) can miss superpixels
+    visible = set(np.unique(segments).tolist())
+    for label in explanation.labels:
+        positive = sorted((fw for fw in explanation.local_exp[label]
+                           if fw[1] > 0 and fw[0] in visible),
+                          key=lambda fw: -fw[1])[:n_features]
+        png = render_explanation(canvas, segments, positive, display=display, threshold=0.0)
+        write_bytes(join_uri(folder, f"{label}.png"), png)
+
+
+def remove_overlays(folder: str) -> None:
+    """Best effort: an error row must not leave a half-written overlay folder."""
+    try:
+        remove_tree(folder)
+    except Exception as exc:  # noqa: BLE001 - the error row says what went wrong first
+        logger.warning("could not remove overlays %s: %s: %s", folder, type(exc).__name__, exc)

@@ -1,0 +1,66 @@
+"""Overlay PNGs of image explanations, drawn on the original image.
+
+The counterparts of R lime's ``plot_image_explanation`` and
+``plot_superpixels``.  Superpixels are usually computed on a resized copy of
+the image (the model input, e.g. 224 x 224); every function here takes the
+*original* image and a label image of any size, upsamples the labels with
+nearest neighbour to the original's height and width
+(:func:`upsample_segments`) and draws at full resolution.  Line widths scale
+with the image so that outlines stay visible on a 128 px thumbnail and on a
+4000 px photo.
+
+Selection follows R lime: a superpixel *supports* the label when its weight
+is ``> threshold`` and *contradicts* it when its weight is ``< -threshold``
+(shown only with ``show_negative=True``).
+
+Differences from R lime, on purpose:
+
+* both kinds of superpixel go into one picture (R draws a "Supports" and a
+  "Contradicts" panel);
+* ``display="outline"`` leaves the inside of the highlighted superpixels
+  untouched (R also tints it with ``fill_alpha``);
+* ``display="block"`` tints the highlighted superpixels with their colour at
+  ``fill_alpha`` and fades the rest towards grey, where R replaces the rest
+  by opaque grey.  :func:`render_mask` with ``hide_rest=True`` gives R's
+  opaque-grey look.
+
+All public functions validate their arguments once and raise the typed errors
+of :mod:`lime_spark.exceptions`.
+
+The package:
+
+* :mod:`.arguments`: the checks every public function runs once on its
+  arguments (image, label image, colours, weights);
+* :mod:`.masks`: label images and masks at the image's resolution
+  (:func:`upsample_segments`), outlines and the pixel arithmetic of tints;
+* :mod:`.overlays`: :func:`render_explanation`, :func:`render_superpixels`
+  and :func:`render_mask`;
+* :mod:`.png`: :func:`encode_png` and :func:`thumbnail`.
+"""
+
+from .arguments import Colour, Weights
+from .masks import HIDE_COLOUR, upsample_segments
+from .overlays import (
+    BLOCK_COLOURS,
+    DISPLAYS,
+    OUTLINE_COLOURS,
+    render_explanation,
+    render_mask,
+    render_superpixels,
+)
+from .png import encode_png, thumbnail
+
+__all__ = [
+    "DISPLAYS",
+    "OUTLINE_COLOURS",
+    "BLOCK_COLOURS",
+    "HIDE_COLOUR",
+    "Colour",
+    "Weights",
+    "upsample_segments",
+    "render_explanation",
+    "render_superpixels",
+    "render_mask",
+    "encode_png",
+    "thumbnail",
+]

@@ -1,0 +1,334 @@
+"""A finished run's tables and ``summary.json``, read into one record per image.
+
+:func:`read_run` reads the ``images``, ``explanations`` and ``features``
+partitions of a run (pyarrow over fsspec, any URI the job writes to) and its
+summary; :func:`build_images` turns them into :class:`ReportImage` objects:
+what a card shows (:class:`ImageRecord`) and where its thumbnails come from.
+
+The page's per-image data is :func:`page_rows` of these records: one JSON
+array per image, its values in the order of :data:`IMAGE_FIELDS` (the
+``labels`` value: arrays in the order of :data:`LABEL_FIELDS`).  The names are
+written once in the page, not once per image: 10,000 images stay under 6 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import quote
+
+from ..exceptions import StorageError
+from ..storage import filesystem, join_uri, read_bytes, safe_key
+
+__all__ = ["IMAGE_FIELDS", "LABEL_FIELDS", "ImageRecord", "LabelRecord", "ReportImage",
+           "RunTables", "build_images", "original_link", "page_rows", "read_run", "read_summary"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_MESSAGE = 600        # characters of an error message kept in the page
+_MAX_PATH = 400           # characters of an image path kept in the page
+_IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class",
+                  "error_message", "width", "height", "n_superpixels", "n_samples",
+                  "top_label", "top_label_name", "top_prob", "seconds", "model_name",
+                  "model_digest", "seed")
+_EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_prob",
+                        "model_r2", "deletion_auc", "insertion_auc", "overlay_uri")
+_FEATURE_COLUMNS = ("image_id", "label", "feature_weight", "pixel_count")
+
+
+# --------------------------------------------------------------------------
+# what the page shows of an image
+# --------------------------------------------------------------------------
+
+@dataclass
+class LabelRecord:
+    """One explained label of an image, as its overlay panel shows it."""
+
+    label: int | None           # the class index (the overlay is ``{label}.png``)
+    name: str | None            # the class name
+    prob: float | None          # the model's probability of the label
+    fit: float | None           # explanation fit: the local model's weighted R^2 (model_r2)
+
+
+@dataclass
+class ImageRecord:
+    """One image's card: the values of the ``images`` row and of its top label.
+
+    Numbers are rounded (4 decimals, seconds 2, area 3) and ``None`` where the
+    run has no finite value; ``labels`` are ordered by rank (top label first).
+    """
+
+    order: int                      # position in the input (the "input order" sort)
+    id: str                         # image_id
+    folder: str                     # safe_key(id), URL-quoted: its folder in thumbs/, overlays/
+    status: str                     # "ok" or "error"
+    path: str | None                # the original's path, cut to 400 characters
+    original_link: str | None       # a file:/http(s): link to the original, or None
+    expected: str | None            # expected_label of the input
+    predicted: str | None           # top_label_name
+    top_prob: float | None          # probability of the top label
+    mismatch: bool                  # expected given and not the top label
+    expected_rank: int | None       # rank of the expected label among the explained ones
+    width: int | None
+    height: int | None
+    n_superpixels: int | None
+    seconds: float | None           # time the job spent on the image
+    fit: float | None               # explanation fit of the top label
+    deletion_auc: float | None      # of the top label
+    insertion_auc: float | None     # of the top label
+    area: float | None              # share of the image the top label's overlay outlines
+    labels: list[LabelRecord] = field(default_factory=list)
+    error_class: str | None = None
+    error_message: str | None = None    # cut to 600 characters
+    thumbs: list[str] = field(default_factory=list)   # thumbnails written: "original", ...
+
+
+IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord))
+"""Names of the values of each image's JSON array in the page, in order."""
+
+LABEL_FIELDS = tuple(f.name for f in fields(LabelRecord))
+"""Names of the values of each explained label's JSON array in the page, in order."""
+
+_LABELS_AT = IMAGE_FIELDS.index("labels")
+
+
+@dataclass
+class ReportImage:
+    """An image's record, its folder key and the sources of its thumbnails."""
+
+    record: ImageRecord
+    key: str                                                  # safe_key(image_id)
+    sources: dict[str, str] = field(default_factory=dict)    # thumbnail name -> source URI
+
+
+def page_rows(records: Sequence[ImageRecord]) -> list[list[Any]]:
+    """The page's per-image data: one list per record, in :data:`IMAGE_FIELDS` order."""
+    rows = []
+    for record in records:
+        row = [getattr(record, name) for name in IMAGE_FIELDS]
+        row[_LABELS_AT] = [[getattr(lab, name) for name in LABEL_FIELDS]
+                           for lab in record.labels]
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------
+# reading a run
+# --------------------------------------------------------------------------
+
+def _read_table(root: str, name: str, run_id: str, columns: Sequence[str], *,
+                required: bool = False, filter_expr: Any = None) -> Any:
+    """One run's partition of a table as a pandas DataFrame with ``columns``.
+
+    Columns absent from the files (older runs) come back as nulls; a missing
+    partition is an empty frame, or an error when ``required``.
+    """
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    uri = join_uri(root, name, f"run_id={run_id}")
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        if required:
+            raise StorageError(
+                f"Expected the run's {name} table at {uri!r}. Received: no such folder "
+                f"(is run_id={run_id!r} a finished run under {root!r}?)")
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    dataset = ds.dataset(path, filesystem=fs, format="parquet",
+                         ignore_prefixes=[".", "_"])
+    present = [c for c in columns if c in dataset.schema.names]
+    table = dataset.to_table(columns=present, filter=filter_expr)
+    frame = table.to_pandas()
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame[list(columns)]
+
+
+def read_summary(root: str, run_id: str) -> dict[str, Any]:
+    """``runs/run_id=R/summary.json`` as a dict; ``{}`` (and a warning) if unreadable."""
+    uri = join_uri(root, "runs", f"run_id={run_id}", "summary.json")
+    try:
+        return json.loads(read_bytes(uri, retries=1).decode("utf-8"))
+    except (StorageError, ValueError) as exc:
+        logger.warning("report of run %s without summary.json: %s", run_id, exc)
+        return {}
+
+
+@dataclass
+class RunTables:
+    """What the report reads of a run's tables (pandas DataFrames)."""
+
+    images: Any
+    explanations: Any
+    areas: dict[str, float]      # image_id -> share of pixels its top overlay outlines
+
+
+def read_run(root: str, run_id: str, *, overlay_features: int) -> RunTables:
+    """Read the run's ``images`` (required), ``explanations`` and ``features`` partitions.
+
+    Raises
+    ------
+    StorageError
+        If ``images/run_id=R/`` does not exist under ``root``.
+    """
+    import pyarrow.dataset as ds
+
+    images = _read_table(root, "images", run_id, _IMAGE_COLUMNS, required=True)
+    explanations = _read_table(root, "explanations", run_id, _EXPLANATION_COLUMNS)
+    features = _read_table(root, "features", run_id, _FEATURE_COLUMNS,
+                           filter_expr=ds.field("feature_weight") > 0)
+    areas = _top_area(features, explanations, images, overlay_features)
+    return RunTables(images, explanations, areas)
+
+
+# --------------------------------------------------------------------------
+# per-image records
+# --------------------------------------------------------------------------
+
+def _num(value: Any, digits: int = 4) -> float | None:
+    """A finite float rounded to ``digits`` decimals, or None."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return round(number, digits)
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value, 0)
+    return None if number is None else int(number)
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "\u2026"
+    return text
+
+
+def _same_label(expected: str | None, predicted: str | None) -> bool:
+    """Whether an expected label names the predicted class (case, '_' and ' ' ignored)."""
+    def norm(s: str) -> str:
+        return " ".join(s.replace("_", " ").split()).casefold()
+    return expected is not None and predicted is not None and norm(expected) == norm(predicted)
+
+
+def original_link(path: str | None) -> str | None:
+    """A link to the original image for the page: local files and http(s) only.
+
+    Examples
+    --------
+    >>> original_link("/data/a b.jpg")
+    'file:///data/a%20b.jpg'
+    >>> original_link("s3a://bucket/a.jpg") is None
+    True
+    """
+    if not path:
+        return None
+    if path.startswith("/"):
+        return "file://" + quote(path)
+    lowered = path.lower()
+    if lowered.startswith(("file:///", "http://", "https://")):
+        return path
+    return None
+
+
+def _top_area(features: Any, explanations: Any, images: Any, k: int) -> dict[str, float]:
+    """Share of each image's pixels in the ``k`` strongest supporting superpixels of its top label.
+
+    These are the superpixels the top label's overlay outlines.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if features.empty or explanations.empty:
+        return {}
+    top = explanations.loc[explanations["label_rank"] == 1, ["image_id", "label"]]
+    chosen = features.merge(top, on=["image_id", "label"])
+    if chosen.empty:
+        return {}
+    chosen = chosen.sort_values(["image_id", "feature_weight"], ascending=[True, False])
+    pixels = chosen.groupby("image_id", sort=False).head(k).groupby("image_id")["pixel_count"].sum()
+    sizes = images.set_index("image_id")
+    area = (pd.to_numeric(sizes["width"], errors="coerce")
+            * pd.to_numeric(sizes["height"], errors="coerce"))
+    area = area[~area.index.duplicated()]
+    share = pixels / area.reindex(pixels.index)
+    return {str(i): float(v) for i, v in share.items() if np.isfinite(v)}
+
+
+def _record(order: int, row: dict[str, Any], image_id: str, key: str,
+            labels: list[dict[str, Any]], areas: dict[str, float]) -> ImageRecord:
+    """The card of one ``images`` row (its id and safe key) and its explanations (rank order)."""
+    status = "ok" if row["status"] == "ok" else "error"
+    expected = _text(row["expected_label"])
+    predicted = _text(row["top_label_name"])
+    top = labels[0] if labels else {}
+    expected_rank = None
+    if expected is not None:
+        for lab in labels:
+            if _same_label(expected, _text(lab["label_name"])):
+                expected_rank = _int(lab["label_rank"])
+                break
+    record = ImageRecord(
+        order=order, id=image_id, folder=quote(key, safe=""), status=status,
+        path=_text(row["path"], _MAX_PATH), original_link=original_link(_text(row["path"])),
+        expected=expected, predicted=predicted, top_prob=_num(row["top_prob"]),
+        mismatch=bool(status == "ok" and expected is not None
+                      and not _same_label(expected, predicted)),
+        expected_rank=expected_rank, width=_int(row["width"]), height=_int(row["height"]),
+        n_superpixels=_int(row["n_superpixels"]), seconds=_num(row["seconds"], 2),
+        fit=_num(top.get("model_r2")), deletion_auc=_num(top.get("deletion_auc")),
+        insertion_auc=_num(top.get("insertion_auc")), area=_num(areas.get(image_id), 3),
+        labels=[LabelRecord(_int(lab["label"]), _text(lab["label_name"]),
+                            _num(lab["label_prob"]), _num(lab["model_r2"])) for lab in labels])
+    if status == "error":
+        record.error_class = _text(row["error_class"])
+        record.error_message = _text(row["error_message"], _MAX_MESSAGE)
+    return record
+
+
+def build_images(root: str, run_id: str, tables: RunTables) -> list[ReportImage]:
+    """One :class:`ReportImage` per row of the ``images`` table, in input order.
+
+    An ok image's thumbnail sources are its original, its superpixels
+    (``overlays/run_id=R/KEY/segments.png``) and each label's overlay; a failed
+    image has none: its original is never read again (decoding may be what
+    refused it).
+    """
+    run = f"run_id={run_id}"
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    if not tables.explanations.empty:
+        ordered = tables.explanations.sort_values(["image_id", "label_rank"])
+        for row in ordered.to_dict("records"):
+            by_image.setdefault(str(row["image_id"]), []).append(row)
+    out = []
+    for order, row in enumerate(tables.images.to_dict("records")):
+        image_id = _text(row["image_id"]) or ""
+        ok = row["status"] == "ok"
+        labels = by_image.get(image_id, []) if ok else []
+        key = safe_key(image_id)
+        image = ReportImage(_record(order, row, image_id, key, labels, tables.areas), key)
+        path = _text(row["path"])
+        if ok:
+            if path:
+                image.sources["original"] = path
+            overlays = join_uri(root, "overlays", run, image.key)
+            if any(_text(lab["overlay_uri"]) for lab in labels):
+                image.sources["segments"] = join_uri(overlays, "segments.png")
+            for lab in labels:
+                if _text(lab["overlay_uri"]):
+                    image.sources[str(_int(lab["label"]))] = str(lab["overlay_uri"])
+        out.append(image)
+    return out

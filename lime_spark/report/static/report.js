@@ -1,0 +1,289 @@
+// The audit report's script, inlined into index.html by lime_spark/report/page.py; the
+// page's Content Security Policy allows this script only (its sha256, computed from this
+// file when a report is written). It renders the cards of the JSON in #report-data
+// page by page, with sorting, filters and search kept in the address (#filter=...).
+(function () {
+  "use strict";
+  var DATA = JSON.parse(document.getElementById("report-data").textContent);
+  // One array per image, its values named once by DATA.image_fields (each label's by
+  // DATA.label_fields; see lime_spark/report/records.py): made into objects here.
+  function records(rows, names) {
+    return rows.map(function (row) {
+      var r = {};
+      for (var i = 0; i < names.length; i++) { r[names[i]] = row[i]; }
+      return r;
+    });
+  }
+  var IMAGES = records(DATA.images, DATA.image_fields);
+  IMAGES.forEach(function (r) { r.labels = records(r.labels, DATA.label_fields); });
+  var SIZES = [25, 50, 100, 200];
+  var state = {filter: "all", sort: "fit", q: "", page: 1,
+               size: SIZES.indexOf(DATA.page_size) >= 0 ? DATA.page_size : 50};
+  var view = [];
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+  function fmt(v, d) { return (v === null || v === undefined) ? "n/a" : v.toFixed(d); }
+  function pct(v) { return (v === null || v === undefined) ? "n/a" : Math.round(v * 100) + "%"; }
+  function fitClass(v) {
+    if (v === null || v === undefined) { return ""; }
+    return v < 0.2 ? "fit-low" : (v < 0.5 ? "fit-mid" : "fit-high");
+  }
+  // Links of the page: file:, http(s): and relative URLs (the overlays, ../../overlays/...);
+  // never javascript:, data: or another scheme, nor a protocol-relative //host/ URL.
+  function safeHref(url) {
+    if (typeof url !== "string" || !url) { return null; }
+    var bare = url.replace(/[\t\n\r]/g, "").replace(/^[\u0000-\u0020]+/, "");
+    if (/^[\\/]{2}/.test(bare)) { return null; }
+    try {
+      return /^(file|https?):$/.test(new URL(bare, document.baseURI).protocol) ? url : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function has(img, name) { return img.thumbs.indexOf(name) >= 0; }
+
+  // -- sorting and filtering -------------------------------------------------
+  var KEYS = {
+    fit: function (r) { return r.fit; },
+    "-fit": function (r) { return r.fit === null ? null : -r.fit; },
+    prob: function (r) { return r.top_prob; },
+    "-del": function (r) { return r.deletion_auc === null ? null : -r.deletion_auc; },
+    ins: function (r) { return r.insertion_auc; },
+    "-sec": function (r) { return r.seconds === null ? null : -r.seconds; },
+    input: function (r) { return r.order; }
+  };
+  function compare(key) {
+    if (key === "id") {
+      return function (a, b) { return a.id < b.id ? -1 : (a.id > b.id ? 1 : a.order - b.order); };
+    }
+    var f = KEYS[key] || KEYS.fit;
+    return function (a, b) {
+      var x = f(a), y = f(b);
+      if (x === null || x === undefined) { return (y === null || y === undefined) ? a.order - b.order : 1; }
+      if (y === null || y === undefined) { return -1; }
+      return x - y || a.order - b.order;
+    };
+  }
+  function matches(r, q) {
+    if (!q) { return true; }
+    var hay = [r.id, r.expected, r.predicted, r.error_class, r.error_message, r.path]
+      .concat(r.labels.map(function (l) { return l.name; }));
+    for (var i = 0; i < hay.length; i++) {
+      if (hay[i] && String(hay[i]).toLowerCase().indexOf(q) >= 0) { return true; }
+    }
+    return false;
+  }
+  function select() {
+    var q = state.q.trim().toLowerCase();
+    view = IMAGES.filter(function (r) {
+      if (state.filter === "error" && r.status !== "error") { return false; }
+      if (state.filter === "mismatch" && !r.mismatch) { return false; }
+      return matches(r, q);
+    });
+    view.sort(compare(state.sort));
+  }
+
+  // -- cards -----------------------------------------------------------------
+  function panel(img, name, full, caption, cls) {
+    var fig = el("figure", cls || "");
+    var frame = el("div", "frame");
+    if (has(img, name)) {
+      var pic = el("img");
+      pic.loading = "lazy";
+      pic.decoding = "async";
+      pic.alt = caption[0] + " of " + img.id;
+      pic.src = DATA.thumbs_base + img.folder + "/" + name + ".jpg";
+      var href = safeHref(full);
+      if (href) {
+        var a = el("a");
+        a.href = href; a.target = "_blank"; a.rel = "noopener";
+        a.title = "open full size";
+        a.appendChild(pic); frame.appendChild(a);
+      } else {
+        frame.appendChild(pic);
+      }
+    } else {
+      frame.appendChild(el("div", "none", "no preview"));
+    }
+    fig.appendChild(frame);
+    var cap = el("figcaption");
+    cap.appendChild(el("div", "name", caption[0]));
+    if (caption[1]) { cap.appendChild(el("div", "num", caption[1])); }
+    fig.appendChild(cap);
+    return fig;
+  }
+  function fact(dl, term, value, cls) {
+    dl.appendChild(el("dt", "", term));
+    dl.appendChild(el("dd", cls || "", value));
+  }
+  function card(r) {
+    var art = el("article", "card" + (r.status === "error" ? " error" : (r.mismatch ? " mismatch" : "")));
+    art.setAttribute("data-image-id", r.id);
+    var meta = el("div", "meta");
+    meta.appendChild(el("h2", "", r.id));
+    if (r.status === "error") {
+      meta.appendChild(el("span", "badge error", "error"));
+    } else if (r.mismatch) {
+      meta.appendChild(el("span", "badge mismatch", "mismatch"));
+    } else if (r.expected !== null) {
+      meta.appendChild(el("span", "badge", "match"));
+    } else {
+      meta.appendChild(el("span", "badge neutral", "no expected label"));
+    }
+    var dl = el("dl", "facts");
+    fact(dl, "expected", r.expected === null ? "\u2014" : r.expected);
+    if (r.status === "ok") {
+      fact(dl, "predicted", r.predicted + " (" + fmt(r.top_prob, 2) + ")", r.mismatch ? "fit-mid" : "");
+      if (r.mismatch && r.expected_rank) { fact(dl, "expected label", "explained as #" + r.expected_rank); }
+      fact(dl, "explanation fit", fmt(r.fit, 2), fitClass(r.fit));
+      fact(dl, "deletion AUC", fmt(r.deletion_auc, 3));
+      fact(dl, "insertion AUC", fmt(r.insertion_auc, 3));
+      fact(dl, "area", pct(r.area));
+      fact(dl, "superpixels", r.n_superpixels === null ? "n/a" : r.n_superpixels);
+    }
+    if (r.width) { fact(dl, "size", r.width + " \u00d7 " + r.height); }
+    if (r.seconds !== null) { fact(dl, "seconds", fmt(r.seconds, 2)); }
+    meta.appendChild(dl);
+    var path = el("div", "path");
+    var href = safeHref(r.original_link);
+    if (href) {
+      var a = el("a", "", r.path); a.href = href; a.target = "_blank"; a.rel = "noopener";
+      path.appendChild(a);
+    } else {
+      path.textContent = r.path || "";
+    }
+    meta.appendChild(path);
+    art.appendChild(meta);
+
+    var right = el("div");
+    if (r.status === "error") {
+      var box = el("div", "errbox");
+      box.appendChild(el("div", "cls", r.error_class || "error"));
+      box.appendChild(el("pre", "", r.error_message || ""));
+      right.appendChild(box);
+    }
+    var panels = el("div", "panels");
+    if (r.status === "ok" || has(r, "original")) {
+      panels.appendChild(panel(r, "original", r.original_link,
+                               ["original", r.width ? r.width + "\u00d7" + r.height : ""]));
+    }
+    if (r.status === "ok") {
+      var base = DATA.overlays_base + r.folder + "/";
+      panels.appendChild(panel(r, "segments", base + "segments.png",
+                               ["superpixels", r.n_superpixels ? r.n_superpixels + " superpixels" : ""]));
+      r.labels.forEach(function (l, i) {
+        var isExpected = r.expected !== null && r.expected_rank === i + 1;
+        panels.appendChild(panel(r, String(l.label), base + l.label + ".png",
+          ["#" + (i + 1) + " " + (l.name === null ? l.label : l.name),
+           "p " + fmt(l.prob, 2) + " \u00b7 fit " + fmt(l.fit, 2) + (isExpected ? " \u00b7 expected" : "")],
+          isExpected ? "expected" : ""));
+      });
+    }
+    right.appendChild(panels);
+    art.appendChild(right);
+    return art;
+  }
+
+  // -- page ------------------------------------------------------------------
+  function pages() { return Math.max(1, Math.ceil(view.length / state.size)); }
+  function render() {
+    state.page = Math.min(Math.max(1, state.page), pages());
+    var start = (state.page - 1) * state.size;
+    var slice = view.slice(start, start + state.size);
+    var box = document.getElementById("cards");
+    var frag = document.createDocumentFragment();
+    slice.forEach(function (r) { frag.appendChild(card(r)); });
+    if (!slice.length) { frag.appendChild(el("div", "empty", "No image matches.")); }
+    box.replaceChildren(frag);
+    var label = "page " + state.page + " of " + pages();
+    document.getElementById("page").textContent = label;
+    document.getElementById("page2").textContent = label;
+    document.getElementById("count").textContent = view.length === IMAGES.length
+      ? IMAGES.length + " images"
+      : view.length + " of " + IMAGES.length + " images";
+    ["prev", "prev2"].forEach(function (id) { document.getElementById(id).disabled = state.page <= 1; });
+    ["next", "next2"].forEach(function (id) { document.getElementById(id).disabled = state.page >= pages(); });
+    var buttons = document.querySelectorAll("[data-filter]");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].setAttribute("aria-pressed", String(buttons[i].getAttribute("data-filter") === state.filter));
+    }
+    document.getElementById("sort").value = state.sort;
+    document.getElementById("size").value = String(state.size);
+    if (document.getElementById("search").value !== state.q) {
+      document.getElementById("search").value = state.q;
+    }
+    var hash = "filter=" + state.filter + "&sort=" + encodeURIComponent(state.sort) +
+      "&page=" + state.page + "&size=" + state.size + (state.q ? "&q=" + encodeURIComponent(state.q) : "");
+    if (location.hash.slice(1) !== hash) { history.replaceState(null, "", "#" + hash); }
+  }
+  function update(changes, keepPage) {
+    for (var k in changes) { if (Object.prototype.hasOwnProperty.call(changes, k)) { state[k] = changes[k]; } }
+    if (!keepPage) { state.page = 1; }
+    select();
+    render();
+  }
+  function readHash() {
+    var params = {};
+    location.hash.slice(1).split("&").forEach(function (part) {
+      var i = part.indexOf("=");
+      if (i > 0) {
+        try { params[part.slice(0, i)] = decodeURIComponent(part.slice(i + 1)); } catch (e) { /* ignore */ }
+      }
+    });
+    if (["all", "mismatch", "error"].indexOf(params.filter) >= 0) { state.filter = params.filter; }
+    if (params.sort && (KEYS[params.sort] || params.sort === "id")) { state.sort = params.sort; }
+    if (params.q) { state.q = params.q; }
+    var size = parseInt(params.size, 10);
+    if (SIZES.indexOf(size) >= 0) { state.size = size; }
+    var page = parseInt(params.page, 10);
+    if (page > 0) { state.page = page; }
+  }
+
+  var buttons = document.querySelectorAll("[data-filter]");
+  for (var i = 0; i < buttons.length; i++) {
+    buttons[i].addEventListener("click", function (ev) {
+      update({filter: ev.currentTarget.getAttribute("data-filter")});
+    });
+  }
+  document.getElementById("sort").addEventListener("change", function (ev) { update({sort: ev.target.value}); });
+  document.getElementById("size").addEventListener("change", function (ev) {
+    update({size: parseInt(ev.target.value, 10)});
+  });
+  var timer = null;
+  document.getElementById("search").addEventListener("input", function (ev) {
+    clearTimeout(timer);
+    var value = ev.target.value;
+    timer = setTimeout(function () { update({q: value}); }, 150);
+  });
+  function go(delta) {
+    return function () {
+      update({page: state.page + delta}, true);
+      var top = document.getElementById("cards").getBoundingClientRect().top + window.scrollY - 60;
+      if (window.scrollY > top) { window.scrollTo(0, top); }
+    };
+  }
+  document.getElementById("prev").addEventListener("click", go(-1));
+  document.getElementById("next").addEventListener("click", go(1));
+  document.getElementById("prev2").addEventListener("click", go(-1));
+  document.getElementById("next2").addEventListener("click", go(1));
+
+  var counts = {all: IMAGES.length, mismatch: 0, error: 0};
+  IMAGES.forEach(function (r) {
+    if (r.mismatch) { counts.mismatch++; }
+    if (r.status === "error") { counts.error++; }
+  });
+  for (var j = 0; j < buttons.length; j++) {
+    var b = buttons[j];
+    b.appendChild(el("span", "n", " (" + counts[b.getAttribute("data-filter")] + ")"));
+  }
+
+  readHash();
+  select();
+  render();
+  window.limeSparkReport = {state: state, view: function () { return view; }, update: update};
+})();

@@ -1,0 +1,199 @@
+"""The executor side of the job: the ``mapInArrow`` function and what it needs.
+
+:func:`explain_partitions` turns Arrow batches of input rows (``image_id``,
+``path``, ``expected_label``) into Arrow batches of result rows
+(:data:`RESULT_SCHEMA`), one per input row, with
+:func:`lime_spark.batch.explain_record` for each image.  It pins the task's
+GPU, sizes TensorFlow's threads to ``spark.task.cpus`` and takes the model
+from the Python worker's cache (:mod:`lime_spark.spark.model_cache`).
+``LIME_SPARK_FAIL_ONCE=DIR`` is a fault injection switch for tests: the first
+attempt of partition 1 exits its Python worker after its first output batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..batch import BatchSettings, ImageRecord, RecordResult, base_row, error_row, explain_record
+from ..exceptions import InvalidImageError
+from ..explainer import ImageExplainer
+from ..tables import ddl
+from .gpu import pin_task_gpus, task_cpus
+from .model_cache import get_classifier
+
+__all__ = ["explain_partitions", "RESULT_SCHEMA", "INPUT_COLUMNS", "FAIL_ONCE_ENV"]
+
+logger = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ("image_id", "path", "expected_label")
+"""The columns of the input rows the partition function receives."""
+
+RESULT_SCHEMA = (
+    f"{ddl('images')}, explanations ARRAY<STRUCT<{ddl('explanations')}>>, "
+    f"features ARRAY<STRUCT<{ddl('features')}>>, "
+    "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT, _max_rss BIGINT, "
+    "_segmentation_fallback BOOLEAN"
+)
+"""One row per input row; the three tables are projections of it."""
+
+
+FAIL_ONCE_ENV = "LIME_SPARK_FAIL_ONCE"
+"""Fault injection for tests: a folder; see :func:`_fail_once`."""
+
+def _configure_worker_logging(level: str) -> None:
+    root = logging.getLogger("lime_spark")
+    if not any(getattr(h, "_lime_spark", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        from .._logging import LOG_FORMAT, RedactingFormatter
+
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+        handler._lime_spark = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.propagate = False
+    root.setLevel(level.upper())
+
+
+def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str,
+                       settings: BatchSettings, explainer: ImageExplainer,
+                       arrow_schema: Any, log_level: str = "INFO") -> Iterator[Any]:
+    """``mapInArrow`` function: Arrow batches of input rows to batches of result rows."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    _configure_worker_logging(log_level)
+    gpu = pin_task_gpus()
+    threads = task_cpus()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:       # already set in this reused worker
+        pass
+    classifier, loaded = get_classifier(model_key, lambda: broadcast.value)
+    if loaded:
+        _warm_up(classifier)
+    ctx = TaskContext.get()
+    partition = ctx.partitionId() if ctx else -1
+    attempt = ctx.attemptNumber() if ctx else 0
+    started = time.perf_counter()
+    counts = {"ok": 0, "error": 0}
+    pid = os.getpid()
+    for batch in batches:
+        rows = []
+        for record, bad_text in _records(batch):
+            if bad_text is None:
+                result = explain_record(record, classifier=classifier, explainer=explainer,
+                                        settings=settings)
+            else:
+                result = _bad_text_result(record, bad_text, base_row(classifier, explainer))
+            counts[result.image["status"]] += 1
+            rows.append({**result.image, "explanations": result.explanations,
+                         "features": result.features, "_worker_pid": pid,
+                         "_model_loaded": loaded, "_gpu": gpu,
+                         "_read_retries": result.read_retries, "_max_rss": _peak_rss(),
+                         "_segmentation_fallback": result.segmentation_fallback})
+            loaded = False
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
+            _fail_once(partition, attempt)
+    seconds = time.perf_counter() - started
+    total = counts["ok"] + counts["error"]
+    logger.info("partition %d (attempt %d, worker %d): %d images, %d ok, %d error in %.1fs "
+                "(%.2f images/s)", partition, attempt, pid, total, counts["ok"],
+                counts["error"], seconds, total / seconds if seconds else 0.0)
+
+
+def _records(batch: Any) -> Iterator[tuple[ImageRecord, str | None]]:
+    """The input rows of an Arrow batch, each decoded on its own.
+
+    Text columns are read as bytes and decoded per value, so one value that is
+    not UTF-8 makes its own row an error row (the second item names the
+    column) instead of failing the whole batch; such a value is shown with
+    backslash escapes (``b'\\xff'`` -> ``\\xff``).
+    """
+    import pyarrow as pa
+
+    columns = {}
+    for name in INPUT_COLUMNS:
+        index = batch.schema.get_field_index(name)
+        columns[name] = (batch.column(index).cast(pa.binary()).to_pylist() if index >= 0
+                         else [None] * batch.num_rows)
+    for i in range(batch.num_rows):
+        values, bad = {}, None
+        for name in INPUT_COLUMNS:
+            raw = columns[name][i]
+            try:
+                values[name] = None if raw is None else raw.decode("utf-8")
+            except UnicodeDecodeError:
+                values[name] = raw.decode("utf-8", "backslashreplace")
+                bad = bad or name
+        yield ImageRecord(values["image_id"], values["path"], values["expected_label"]), bad
+
+
+def _bad_text_result(record: ImageRecord, column: str, base: dict[str, Any]) -> RecordResult:
+    """The error row of an input row whose ``column`` is not valid UTF-8."""
+    exc = InvalidImageError(
+        f"Expected UTF-8 text in the input column {column!r}. Received: bytes that are not "
+        f"UTF-8 (shown with backslash escapes: {getattr(record, column)!r}); fix the input list")
+    return RecordResult(error_row(record, record.image_id or "", exc, time.perf_counter(), base))
+
+
+def _warm_up(classifier: Any) -> None:
+    """Build the classifier's compiled functions once per Python worker, before any image.
+
+    Tracing (and XLA compiling) takes seconds; done here it counts neither
+    against the first image's ``image_timeout`` nor in its ``seconds``.
+    """
+    import numpy as np
+
+    started = time.perf_counter()
+    height, width = classifier.input_size
+    image = np.zeros((height, width, 3), np.float32)
+    classifier.predict_masks(image, image, np.zeros((height, width), np.int32),
+                             np.ones((1, 1), np.float32))
+    logger.info("model %s compiled in %.1fs", classifier.name, time.perf_counter() - started)
+
+
+def _peak_rss() -> int | None:
+    """Peak resident memory of this Python worker so far, in bytes (None where unknown)."""
+    try:
+        import resource
+    except ImportError:        # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _fail_once(partition: int, attempt: int) -> None:
+    """Fault injection: exit this Python worker hard, once, in partition 1.
+
+    When ``$LIME_SPARK_FAIL_ONCE`` names a folder, the first attempt of
+    partition 1 to get here (after yielding its first output batch, so
+    mid-partition, with overlays already written) creates
+    ``partition-1.failed`` there and calls ``os._exit``: Spark sees a crashed
+    worker and retries the task (given ``spark.task.maxFailures`` > 1, e.g. a
+    ``local[2,4]`` master).  The marker file makes every later attempt, in
+    any process, pass.  For tests; never set it in production.
+    """
+    folder = os.environ.get(FAIL_ONCE_ENV)
+    if not folder or partition != 1:
+        return
+    marker = os.path.join(folder, "partition-1.failed")
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"partition": partition, "attempt": attempt, "pid": os.getpid()}, fh)
+    logger.error("%s=%s: Python worker %d exits in partition %d, attempt %d (fault injection)",
+                 FAIL_ONCE_ENV, folder, os.getpid(), partition, attempt)
+    for handler in logging.getLogger("lime_spark").handlers:
+        handler.flush()
+    os._exit(17)
