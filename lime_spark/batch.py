@@ -59,7 +59,6 @@ __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "im
 
 logger = logging.getLogger(__name__)
 
-_pixel_stats = pixel_stats    # its former name here, still imported by tests
 
 RENAME_DIGEST_HEX = 16
 """Hex digits of sha256(path) in a renamed duplicate id (64 bits)."""

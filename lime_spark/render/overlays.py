@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -135,8 +136,7 @@ def render_explanation(
     neg_rgb = _resolve_colour(
         "negative_colour", defaults[1] if negative_colour is None else negative_colour)
     height, width = rgb.shape[:2]
-    line = (_default_width((height, width)) if outline_width is None
-            else check_int("outline_width", outline_width, minimum=1))
+    line = _line_width((height, width), outline_width)
     resolved = _resolve_weights(weights, labels)
 
     positive = [f for f, w in resolved.items() if w > threshold]
@@ -198,12 +198,8 @@ def render_superpixels(
     """
     from skimage.segmentation import find_boundaries
 
-    rgb = _check_image(image)
-    labels = _check_label_image(segments)
-    line_rgb = _resolve_colour("colour", colour)
+    rgb, labels, line_rgb, line = _canvas(image, segments, colour, outline_width)
     height, width = rgb.shape[:2]
-    line = (_default_width((height, width)) if outline_width is None
-            else check_int("outline_width", outline_width, minimum=1))
 
     full = _upsample(labels, (height, width))
     # "thick" marks both sides of an edge (2 px); grow it to about ``line``.
@@ -253,13 +249,9 @@ def render_mask(
     ------
     InvalidImageError, SegmentationError, ConfigurationError
     """
-    rgb = _check_image(image)
-    labels = _check_label_image(segments)
+    rgb, labels, line_rgb, line = _canvas(image, segments, colour, outline_width)
     hide_rest = _check_bool("hide_rest", hide_rest)
-    line_rgb = _resolve_colour("colour", colour)
     height, width = rgb.shape[:2]
-    line = (_default_width((height, width)) if outline_width is None
-            else check_int("outline_width", outline_width, minimum=1))
     if isinstance(mask_features, (str, bytes)) or not isinstance(mask_features, Iterable):
         raise ConfigurationError(
             "Expected mask_features to be a sequence of superpixel ids. "
@@ -274,3 +266,17 @@ def render_mask(
     elif mask.any():
         out[_region_outline(mask, line)] = _to_uint8(line_rgb)
     return encode_png(out)
+
+
+def _line_width(shape: tuple[int, int], outline_width: int | None) -> int:
+    """``outline_width`` checked, or the default for an image of ``shape``."""
+    return (_default_width(shape) if outline_width is None
+            else check_int("outline_width", outline_width, minimum=1))
+
+
+def _canvas(image: Any, segments: Any, colour: Colour,
+            outline_width: int | None) -> tuple[NDArray[np.uint8], NDArray, Any, int]:
+    """The checked image, label image, line colour and line width of a one-colour picture."""
+    rgb = _check_image(image)
+    return (rgb, _check_label_image(segments), _resolve_colour("colour", colour),
+            _line_width(rgb.shape[:2], outline_width))

@@ -15,11 +15,11 @@ from lime_spark.batch import (
     IMAGE_COLUMNS,
     BatchSettings,
     ImageRecord,
-    _pixel_stats,
     explain_record,
     image_id_for_path,
 )
 from lime_spark.models import Classifier
+from lime_spark.rows import pixel_stats
 from lime_spark.render import upsample_segments
 
 
@@ -55,7 +55,7 @@ def test_pixel_stats_match_the_upsampled_segments():
     segments[0, 0] = 6
     for shape in [(13, 17), (40, 61), (5, 9), (100, 31)]:
         big = upsample_segments(segments, shape)
-        stats = _pixel_stats(segments, shape)
+        stats = pixel_stats(segments, shape)
         for k in range(7):
             ys, xs = np.nonzero(big == k)
             if len(ys) == 0:
