@@ -99,12 +99,13 @@ def test_demo_report(demo, tmp_path):
     assert {r["id"] for r in data["images"]} == PHOTOS
     for record in data["images"]:
         labels = sorted(explanations[explanations.image_id == record["id"]].label)
-        assert sorted(lab[0] for lab in record["L"]) == labels
-        assert sorted(record["th"].split(",")) == sorted(
+        assert sorted(lab["label"] for lab in record["labels"]) == labels
+        assert sorted(record["thumbs"]) == sorted(
             ["original", "segments", *(str(label) for label in labels)])
-        for name in record["th"].split(","):
-            assert (folder / unquote(data["thumbs"] + record["k"]) / f"{name}.jpg").is_file()
-        assert (folder / unquote(data["overlays"] + record["k"]) / "segments.png").resolve().is_file()
+        for name in record["thumbs"]:
+            assert (folder / unquote(data["thumbs_base"] + record["folder"]) / f"{name}.jpg").is_file()
+        assert (folder / unquote(data["overlays_base"] + record["folder"])
+                / "segments.png").resolve().is_file()
 
     # and in the browser: every card, no console error, a screenshot
     from tests.e2e.test_report_browser import CARDS, LOAD_ALL_IMAGES, Browser, chromium_binary
