@@ -64,15 +64,30 @@ def make_model(path: Path, *, input_shape=(32, 32, 3), outputs: int = 3,
     Dense(outputs, activation): ``activation=None, scale=40`` gives a logits
     model with spread-out outputs.
     """
+    tiny_keras_model(input_shape=input_shape, outputs=outputs, activation=activation,
+                     scale=scale).save(path)
+    return str(path)
+
+
+def tiny_keras_model(*, input_shape=(32, 32, 3), outputs: int = 3,
+                     activation: str | None = "softmax", scale: float = 1.0):
+    """The tiny untrained CNN of :func:`make_model`, in memory (deterministic weights)."""
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
+    return keras.Sequential([
         keras.Input(input_shape), keras.layers.Rescaling(scale / 255),
         keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(outputs, activation=activation)])
-    model.save(path)
-    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    """:func:`tiny_keras_model` as a Classifier with three labels, batches of 32."""
+    from lime_spark.models import Classifier
+
+    return Classifier(tiny_keras_model(), label_names=["a", "b", "c"], batch_size=32,
+                      name="tiny")
 
 
 @pytest.fixture(scope="module")

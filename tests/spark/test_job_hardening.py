@@ -77,6 +77,16 @@ def _binary_input(path: Path, rows: list[tuple[bytes | None, bytes | None]]) -> 
     return str(path)
 
 
+def _photo_list(folder: Path, n: int) -> str:
+    """``n`` small photos in ``folder`` and an input Parquet listing them."""
+    paths = [folder / f"{i}.png" for i in range(n)]
+    for seed, path in enumerate(paths):
+        write_png(path, _photo(40, 30, seed))
+    listing = str(folder / "list.parquet")
+    pq.write_table(pa.table({"path": [str(p) for p in paths]}), listing)
+    return listing
+
+
 def test_hostile_rows_are_error_rows_and_ids_never_share_a_folder(spark, tiny_model, tmp_path):
     images = tmp_path / "images"
     p1, p2 = _colliding_paths(images)
@@ -128,11 +138,7 @@ def test_hostile_rows_are_error_rows_and_ids_never_share_a_folder(spark, tiny_mo
 
 
 def test_a_rerun_replaces_the_whole_run_even_when_every_image_fails(spark, tiny_model, tmp_path):
-    paths = [tmp_path / f"{n}.png" for n in range(3)]
-    for seed, path in enumerate(paths):
-        write_png(path, _photo(40, 30, seed))
-    good = str(tmp_path / "good.parquet")
-    pq.write_table(pa.table({"path": [str(p) for p in paths]}), good)
+    good = _photo_list(tmp_path, 3)
     root = tmp_path / "out"
     _run(spark, good, root, tiny_model, run_id="keep")
     first = _run(spark, good, root, tiny_model, run_id="night")
@@ -191,11 +197,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_a_failed_rerun_leaves_the_previous_run_as_it_was(spark, tiny_model, tmp_path):
-    paths = [tmp_path / f"{n}.png" for n in range(4)]
-    for seed, path in enumerate(paths):
-        write_png(path, _photo(40, 30, seed))
-    input_uri = str(tmp_path / "in.parquet")
-    pq.write_table(pa.table({"path": [str(p) for p in paths]}), input_uri)
+    input_uri = _photo_list(tmp_path, 4)
     root = tmp_path / "out"
     _run(spark, input_uri, root, tiny_model, run_id="r", partitions=2)
     before = {name: _table(root, name, "r") for name in ("images", "explanations", "features")}

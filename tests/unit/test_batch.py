@@ -18,21 +18,13 @@ from lime_spark.batch import (
     explain_record,
     image_id_for_path,
 )
-from lime_spark.models import Classifier
 from lime_spark.rows import pixel_stats
 from lime_spark.render import upsample_segments
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
-                              keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")])
-    return Classifier(model, label_names=["a", "b", "c"], batch_size=32, name="tiny")
+def classifier(tiny_classifier):
+    return tiny_classifier
 
 
 def _png(tmp_path, name, shape=(40, 60, 3), seed=0):

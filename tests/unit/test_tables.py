@@ -117,17 +117,8 @@ def test_main_prints_and_writes_the_block(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    import keras
-
-    from lime_spark.models import Classifier
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
-                              keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")])
-    return Classifier(model, label_names=["a", "b", "c"], batch_size=32, name="tiny")
+def classifier(tiny_classifier):
+    return tiny_classifier
 
 
 def test_rows_keep_the_declared_columns_types_and_nulls(tmp_path, classifier):
