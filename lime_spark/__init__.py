@@ -24,7 +24,7 @@ from .metrics import deletion_insertion_auc, stability
 from .models import Classifier, ClassifierFn, load_classifier
 from .perturb import make_fill, perturb_batch
 from .render import render_explanation, render_superpixels
-from .sampling import derive_seed, sample_masks
+from .sampling import derive_seed, sample_design
 from .segmentation import segment_image
 from .surrogate import cosine_distances, fit_surrogate, kernel_weights
 
@@ -63,7 +63,7 @@ __all__ = [
     "render_explanation",
     "render_superpixels",
     "resize_image",
-    "sample_masks",
+    "sample_design",
     "segment_image",
     "stability",
     "to_rgb_array",

@@ -3,9 +3,9 @@
 - :func:`check_image`: any accepted image array to the ``(H, W, 3)`` array
   every stage works on (validation by :func:`lime_spark.images.to_rgb_array`,
   the one image validator).
-- :func:`as_mask_predictor`: a :class:`~lime_spark.models.Classifier` or a
+- :func:`as_design_predictor`: a :class:`~lime_spark.models.Classifier` or a
   plain callable (lime's ``classifier_fn``) to one object with
-  ``predict_masks(image, fill_image, segments, design)`` and ``batch_size``,
+  ``predict_design(image, fill_image, segments, design)`` and ``batch_size``,
   so prediction has a single code path.
 
 The segmenter adapter lives beside the segmenters, in
@@ -24,7 +24,7 @@ from .images import to_rgb_array
 from .models import Classifier, ClassifierFn, check_probabilities
 from .perturb import iter_perturbed
 
-__all__ = ["MaskPredictor", "FunctionClassifier", "as_mask_predictor", "check_image"]
+__all__ = ["DesignPredictor", "FunctionClassifier", "as_design_predictor", "check_image"]
 
 
 def check_image(image: Any) -> NDArray:
@@ -56,18 +56,18 @@ def check_image(image: Any) -> NDArray:
     return np.ascontiguousarray(np.broadcast_to(image[:, :, :3], rgb.shape))
 
 
-class MaskPredictor(Protocol):
+class DesignPredictor(Protocol):
     """What prediction needs: probabilities for the design rows of one image."""
 
     batch_size: int
 
-    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+    def predict_design(self, image: NDArray, fill_image: NDArray, segments: NDArray,
                       design: NDArray) -> NDArray:
         ...  # pragma: no cover
 
 
 class FunctionClassifier:
-    """A plain ``classifier_fn`` with :meth:`Classifier.predict_masks`'s contract.
+    """A plain ``classifier_fn`` with :meth:`Classifier.predict_design`'s contract.
 
     The perturbed images are built on the host, ``batch_size`` at a time, in
     the image's dtype, and handed to ``fn``; what it returns is validated by
@@ -87,7 +87,7 @@ class FunctionClassifier:
         self.batch_size = batch_size
         self.n_classes: int | None = None
 
-    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+    def predict_design(self, image: NDArray, fill_image: NDArray, segments: NDArray,
                       design: NDArray) -> NDArray:
         """Probabilities of the perturbed images of ``design``, shape (n_samples, n_classes)."""
         out = []
@@ -98,8 +98,8 @@ class FunctionClassifier:
         return np.concatenate(out)
 
 
-def as_mask_predictor(classifier: Classifier | ClassifierFn | MaskPredictor, *,
-                      batch_size: int) -> MaskPredictor:
+def as_design_predictor(classifier: Classifier | ClassifierFn | DesignPredictor, *,
+                      batch_size: int) -> DesignPredictor:
     """``classifier`` itself when it already predicts masks, else a :class:`FunctionClassifier`.
 
     ``batch_size`` applies to a plain callable only; a :class:`Classifier`

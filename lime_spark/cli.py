@@ -48,9 +48,9 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("job options (defaults in conf/default.yaml)")
     for f in fields(JobConfig):
         default = f.default if f.default is not MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-") for name in (f.name, *f.metadata["aliases"])]
         extra = " (required)" if f.metadata.get("required") else f" (default: {default!r})"
-        group.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=None,
+        group.add_argument(*flags, dest=f.name, metavar=f.name.upper(), default=None,
                            help=f.metadata["help"] + extra)
 
 
@@ -132,7 +132,8 @@ def run_explain(config: JobConfig, *, master: str | None = None,
     conf = dict(parse_assignment_raw(item) for item in spark_conf)
     own = spark is None
     if own:
-        # everything that needs no Spark fails here, in about a second
+        # everything that needs no Spark fails here, in about a second (run_job repeats
+        # preflight for callers that bring their own session; it is a few file checks)
         check_s3a_available([config.input, config.output], conf, master=master)
         preflight(config)
         spark = build_session(app_name=f"lime-spark {config.run_id}", master=master, conf=conf)

@@ -25,7 +25,8 @@ from typing import Any
 from .batch import BatchSettings
 from .exceptions import ConfigurationError
 from .explainer import ExplainerConfig
-from .options import Bool, Int, MappingOf, OneOf, Optional, Real, job_fields, option, validate
+from .options import (Bool, Int, MappingOf, OneOf, Optional, Real, canonical_names, job_fields,
+                      option, validate)
 from .run_ids import RUN_ID_PATTERN, check_run_id
 
 __all__ = ["JobConfig", "InputConfig", "ModelConfig", "RunConfig", "SECTIONS", "load_config",
@@ -58,7 +59,8 @@ class ModelConfig:
         {}, "keras.applications constructor arguments, e.g. {alpha: 0.25}", MappingOf())
     preprocess: str = option(
         "auto", "keras.applications module whose preprocess_input to use, none, or auto")
-    labels: str | None = option("auto", "class names: imagenet, a file (lines or JSON), or auto")
+    label_names: str | None = option(
+        "auto", "class names: imagenet, a file (lines or JSON), or auto", aliases=("labels",))
     output_activation: str = option(
         "none", "applied to model outputs: none, softmax (logits), sigmoid",
         OneOf(("none", "softmax", "sigmoid")))
@@ -190,7 +192,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def _text_options() -> frozenset[str]:
     """Options typed ``str``: YAML must not turn their values into numbers or dates."""
-    return frozenset(f.name for f in fields(JobConfig) if str(f.type) in ("str", "str | None"))
+    return frozenset(name for f in fields(JobConfig) if str(f.type) in ("str", "str | None")
+                     for name in (f.name, *f.metadata["aliases"]))
 
 
 def _as_written(node: Any, value: Any) -> Any:
@@ -268,6 +271,7 @@ def load_config(*, config_file: str | None = None, assignments: Sequence[str] = 
         _set_nested(values, key, value)
     for key, value in (overrides or {}).items():
         _set_nested(values, key, value)
+    values = canonical_names(JobConfig, values, what="job")
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigurationError(

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .adapters import MaskPredictor, as_mask_predictor, check_image
+from .adapters import DesignPredictor, as_design_predictor, check_image
 from .exceptions import ConfigurationError
 from .models import Classifier, ClassifierFn
-from .options import Int, MappingOf, OneOf, Optional, Real, option, validate
+from .options import Int, MappingOf, OneOf, Optional, Real, canonical_names, option, validate
 from .perturb import FillSpec, make_fill
-from .sampling import as_generator, sample_masks
+from .sampling import as_generator, sample_design
 from .segmentation import SEGMENTERS, check_segments, segment_image
 from .surrogate import FEATURE_SELECTIONS, cosine_distances, fit_surrogate, kernel_weights
 
@@ -56,8 +56,9 @@ class ExplainerConfig:
     n_superpixels: int = option(50, "target number of superpixels (R lime's default)", Int(2))
     segmentation_params: dict = option(
         {}, "extra segmenter parameters, e.g. {compactness: 20}", MappingOf())
-    num_samples: int = option(
-        1000, "perturbed images per explanation, the original included", Int(2))
+    n_samples: int = option(
+        1000, "perturbed images per explanation, the original included", Int(2),
+        aliases=("num_samples",))
     batch_size: int = option(
         128, "images per model call (fixed shape, last batch padded)", Int(1))
     fill: Any = option(
@@ -136,8 +137,8 @@ class ImageExplanation:
         """``local_exp[label]``: (superpixel, weight) pairs by decreasing |weight|."""
         return self.local_exp[label]
 
-    def weights(self, label: int) -> NDArray[np.float64]:
-        """Per-superpixel weights of ``label`` as a dense vector, shape (K,)."""
+    def coefficients(self, label: int) -> NDArray[np.float64]:
+        """The surrogate's per-superpixel coefficients for ``label``, dense, shape (K,)."""
         out = np.zeros(self.n_superpixels)
         for feature, weight in self.local_exp[label]:
             out[feature] = weight
@@ -187,20 +188,20 @@ Checkpoint = Callable[[str], None]
 """Called between the steps of one explanation with the step's name; raises to abort it."""
 
 
-def predict_design(classifier: Classifier | ClassifierFn | MaskPredictor, image: NDArray,
+def predict_design(classifier: Classifier | ClassifierFn | DesignPredictor, image: NDArray,
                    fill_image: NDArray, segments: NDArray, design: NDArray, *,
                    batch_size: int, checkpoint: Checkpoint | None = None) -> NDArray:
     """Probabilities of the perturbed images of every design row.
 
     The classifier is adapted once by
-    :func:`~lime_spark.adapters.as_mask_predictor` and then called through
-    ``predict_masks`` only: a :class:`Classifier` builds the images inside its
+    :func:`~lime_spark.adapters.as_design_predictor` and then called through
+    ``predict_design`` only: a :class:`Classifier` builds the images inside its
     compiled function; a plain callable (lime's ``classifier_fn``) gets numpy
     batches of at most ``batch_size`` images, in the image's dtype.
 
     Parameters
     ----------
-    classifier : Classifier, callable or MaskPredictor
+    classifier : Classifier, callable or DesignPredictor
     image, fill_image : ndarray of shape (H, W, 3)
     segments : ndarray of shape (H, W), int, ids 0..K-1
     design : ndarray of shape (n_samples, K), 0/1
@@ -216,15 +217,15 @@ def predict_design(classifier: Classifier | ClassifierFn | MaskPredictor, image:
     -------
     ndarray of shape (n_samples, n_classes)
     """
-    predictor = as_mask_predictor(classifier, batch_size=batch_size)
+    predictor = as_design_predictor(classifier, batch_size=batch_size)
     if checkpoint is None:
-        return predictor.predict_masks(image, fill_image, segments, design)
+        return predictor.predict_design(image, fill_image, segments, design)
     step = predictor.batch_size
     n_batches = -(-design.shape[0] // step)
     out = []
     for i, start in enumerate(range(0, design.shape[0], step), start=1):
         checkpoint(f"predict batch {i}/{n_batches}")
-        out.append(predictor.predict_masks(image, fill_image, segments,
+        out.append(predictor.predict_design(image, fill_image, segments,
                                            design[start:start + step]))
     return np.concatenate(out)
 
@@ -243,8 +244,9 @@ class ImageExplainer:
     n_superpixels : int, default 50
     segmentation_params : dict, optional
         Extra parameters of the segmenter (unknown names are an error).
-    num_samples : int, default 1000
-        Perturbed images per explanation, the original included.
+    n_samples : int, default 1000
+        Perturbed images per explanation, the original included
+        (``num_samples``, lime's name, is accepted too).
     batch_size : int, default 128
         Images per classifier call.
     fill : str, number, (r, g, b) or callable, default ``"median"``
@@ -274,6 +276,7 @@ class ImageExplainer:
         if config is not None and not isinstance(config, ExplainerConfig):
             raise ConfigurationError(
                 f"Expected config to be an ExplainerConfig. Received: {type(config).__name__}")
+        overrides = canonical_names(ExplainerConfig, overrides, what="ImageExplainer")
         known = {f.name for f in fields(ExplainerConfig)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -326,7 +329,7 @@ class ImageExplainer:
         started = time.perf_counter()
         cfg = self.config
         image = check_image(image)
-        predictor = as_mask_predictor(classifier, batch_size=cfg.batch_size)
+        predictor = as_design_predictor(classifier, batch_size=cfg.batch_size)
         if isinstance(predictor, Classifier) and image.shape[:2] != predictor.input_size:
             from .images import resize_image
 
@@ -344,7 +347,7 @@ class ImageExplainer:
         else:
             segments = check_segments(segments, image.shape)
         n_superpixels = int(segments.max()) + 1
-        design = sample_masks(cfg.num_samples, n_superpixels, random_state=rng)
+        design = sample_design(cfg.n_samples, n_superpixels, random_state=rng)
         fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
         probs = predict_design(predictor, image, fill_image, segments, design,
                                batch_size=cfg.batch_size, checkpoint=checkpoint)
@@ -367,8 +370,8 @@ class ImageExplainer:
                     f"Received: top_labels={top_labels!r}, labels=None"
                 )
             explained = top
-        weights = kernel_weights(cosine_distances(design), cfg.kernel_width)
-        fits = fit_surrogate(design, probs[:, explained], weights, alpha=cfg.alpha,
+        kernel = kernel_weights(cosine_distances(design), cfg.kernel_width)
+        fits = fit_surrogate(design, probs[:, explained], kernel, alpha=cfg.alpha,
                              feature_selection=cfg.feature_selection,
                              num_features=cfg.num_features)
         label_names = getattr(classifier, "label_names", None)

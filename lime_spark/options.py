@@ -19,8 +19,8 @@ from typing import Any
 from ._validation import check_int, check_one_of, check_real
 from .exceptions import ConfigurationError
 
-__all__ = ["option", "validate", "job_fields", "Int", "Real", "OneOf", "Bool", "MappingOf",
-           "Optional"]
+__all__ = ["option", "validate", "job_fields", "canonical_names", "Int", "Real", "OneOf", "Bool",
+           "MappingOf", "Optional"]
 
 Constraint = Callable[[str, Any], Any]
 """Checks ``(name, value)`` and raises ConfigurationError (the check_* style)."""
@@ -66,7 +66,7 @@ def Optional(constraint: Constraint) -> Constraint:
 
 
 def option(default: Any, help: str, constraint: Constraint | None = None, *,
-           required: bool = False, job: bool = True) -> Any:
+           required: bool = False, job: bool = True, aliases: tuple[str, ...] = ()) -> Any:
     """A dataclass field declaring one option.
 
     Parameters
@@ -82,8 +82,13 @@ def option(default: Any, help: str, constraint: Constraint | None = None, *,
     job : bool
         False for a value the job sets itself (a run's seed, its output root),
         not an option of ``lime-spark explain``.
+    aliases : tuple of str
+        Other accepted names (Python lime's ``num_samples`` for ``n_samples``):
+        keyword arguments, YAML keys and ``--flags`` under these names set
+        the option.
     """
-    meta = {"help": help, "constraint": constraint, "required": required, "job": job}
+    meta = {"help": help, "constraint": constraint, "required": required, "job": job,
+            "aliases": tuple(aliases)}
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -100,3 +105,25 @@ def validate(instance: Any) -> None:
 def job_fields(section: type) -> list[dataclasses.Field]:
     """The fields of a stage's dataclass that are options of the job, in declaration order."""
     return [f for f in dataclasses.fields(section) if f.metadata.get("job", False)]
+
+
+def canonical_names(section: type, values: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    """``values`` with every alias key renamed to its option's name.
+
+    Raises
+    ------
+    ConfigurationError
+        When an option is given under two of its names.
+    """
+    alias_of = {alias: f.name for f in dataclasses.fields(section)
+                for alias in f.metadata.get("aliases", ())}
+    out: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for key, value in values.items():
+        name = alias_of.get(key, key)
+        if name in out:
+            raise ConfigurationError(
+                f"Expected {what} option {name!r} once. Received it twice: as "
+                f"{given_as[name]!r} and as {key!r}")
+        out[name], given_as[name] = value, key
+    return out

@@ -60,8 +60,8 @@ def check_model_files(config: JobConfig) -> None:
         _check_readable_file("--model", config.model, ModelLoadError)
     elif config.weights not in (None, "imagenet"):
         _check_readable_file("--weights", config.weights, ModelLoadError)
-    if isinstance(config.labels, str) and config.labels not in ("auto", "imagenet"):
-        _check_readable_file("--labels", config.labels, ConfigurationError)
+    if isinstance(config.label_names, str) and config.label_names not in ("auto", "imagenet"):
+        _check_readable_file("--label-names", config.label_names, ConfigurationError)
 
 
 def check_output_writable(root: str) -> None:

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from ._validation import check_int
 
-__all__ = ["derive_seed", "sample_masks", "as_generator"]
+__all__ = ["derive_seed", "sample_design", "as_generator"]
 
 
 def derive_seed(run_seed: int, image_id: str) -> int:
@@ -40,7 +40,7 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
     return np.random.default_rng(random_state)
 
 
-def sample_masks(n_samples: int, n_superpixels: int, *,
+def sample_design(n_samples: int, n_superpixels: int, *,
                  random_state: int | np.random.Generator | None = None) -> NDArray[np.uint8]:
     """Draw the binary design matrix Z of superpixels kept (1) or hidden (0).
 

@@ -38,7 +38,7 @@ class SurrogateFit:
     features : ndarray of shape (m,), int64
         Superpixels used, in selection order.
     coef : ndarray of shape (m,), float64
-        Their weights, aligned with ``features``.
+        Their coefficients, aligned with ``features``.
     intercept : float
     score : float
         Weighted R squared of the fit on the samples ("explanation fit").
@@ -101,10 +101,10 @@ def kernel_weights(distances: NDArray, kernel_width: float = 0.25) -> NDArray[np
 class _WeightedProblem:
     """Weighted, centred design and targets shared by all labels."""
 
-    def __init__(self, design: NDArray, targets: NDArray, weights: NDArray):
+    def __init__(self, design: NDArray, targets: NDArray, sample_weight: NDArray):
         self.x = np.asarray(design, dtype=np.float64)
         self.y = np.asarray(targets, dtype=np.float64)
-        self.w = np.asarray(weights, dtype=np.float64)
+        self.w = np.asarray(sample_weight, dtype=np.float64)
         sw = self.w.sum()
         self.x_mean = self.w @ self.x / sw
         self.y_mean = self.w @ self.y / sw
@@ -179,7 +179,7 @@ def _lasso_path(problem: _WeightedProblem, label: int, num_features: int) -> NDA
     return np.asarray(nonzero, dtype=np.int64)
 
 
-def fit_surrogate(design: NDArray, targets: NDArray, weights: NDArray, *,
+def fit_surrogate(design: NDArray, targets: NDArray, sample_weight: NDArray, *,
                   alpha: float = 1.0, feature_selection: str = "auto",
                   num_features: int | None = None) -> list[SurrogateFit]:
     """Fit lime's weighted ridge surrogate for several labels at once.
@@ -190,8 +190,8 @@ def fit_surrogate(design: NDArray, targets: NDArray, weights: NDArray, *,
         Row 0 is the original image.
     targets : ndarray of shape (n_samples, n_labels), float
         The classifier's probability of each explained label for each sample.
-    weights : ndarray of shape (n_samples,), float > 0
-        Kernel weights (:func:`kernel_weights` of :func:`cosine_distances`).
+    sample_weight : ndarray of shape (n_samples,), float > 0
+        The kernel weights of the samples (:func:`kernel_weights` of :func:`cosine_distances`).
     alpha : float, default 1.0
         Ridge penalty of the final fit.
     feature_selection : {"auto", "forward_selection", "highest_weights", "lasso_path", "none"}
@@ -223,7 +223,7 @@ def fit_surrogate(design: NDArray, targets: NDArray, weights: NDArray, *,
     if method == "auto":
         method = "forward_selection" if num_features <= 6 else "highest_weights"
 
-    problem = _WeightedProblem(design, targets, weights)
+    problem = _WeightedProblem(design, targets, sample_weight)
     n_labels = targets.shape[1]
     all_features = np.arange(n_superpixels)
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from lime_spark.spark.session import build_session
 
     common = {"model": "mobilenet", "model_args": {"alpha": 0.25, "input_shape": [128, 128, 3]},
-              "labels": "imagenet", "num_samples": args.num_samples, "log_level": "WARNING"}
+              "label_names": "imagenet", "n_samples": args.num_samples, "log_level": "WARNING"}
 
     def job(spark, input_name, run_id, partitions):
         cfg = load_config(overrides={**common, "input": str(work / input_name),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def in_process():
         clf = load_classifier("mobilenet", alpha=0.25, input_shape=(128, 128, 3))
-        explainer = ImageExplainer(num_samples=args.num_samples)
+        explainer = ImageExplainer(n_samples=args.num_samples)
         settings = BatchSettings(run_id="inproc", run_seed=0, output_root=str(work / "out-inproc"))
         for row in rows[:2]:
             explain_record(ImageRecord(row["image_id"], row["path"]), classifier=clf,

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     from lime_spark import ImageExplainer, load_classifier, resize_image
     from lime_spark.perturb import iter_perturbed, make_fill
-    from lime_spark.sampling import sample_masks
+    from lime_spark.sampling import sample_design
 
     clf = load_classifier("mobilenet", weights="imagenet", alpha=0.25, input_shape=(128, 128, 3))
     model = clf.model
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     def floor(image):
         explainer = ImageExplainer()
         segments = explainer.segment(image)
-        design = sample_masks(n, int(segments.max()) + 1, random_state=0)
+        design = sample_design(n, int(segments.max()) + 1, random_state=0)
         fill = make_fill(image, segments, explainer.config.fill)
         images = np.concatenate(list(iter_perturbed(image, fill, segments, design, 128)))
         padded = np.zeros((-(-n // 128) * 128, 128, 128, 3), np.float32)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kwargs = {"alpha": 0.25, "input_shape": (128, 128, 3)} if args.weights == "imagenet" else {}
     clf = load_classifier("mobilenet", weights=args.weights, **kwargs)
-    explainer = ImageExplainer(num_samples=args.num_samples, random_state=0)
+    explainer = ImageExplainer(n_samples=args.num_samples, random_state=0)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.photos.split(","):
         original = getattr(skimage.data, name)()

@@ -131,7 +131,7 @@ def measure(args: argparse.Namespace) -> tuple[list[tuple[str, str, Tally]], dic
 
     methods: list[tuple[str, str, Callable]] = []
     for name, fill in LIME_SPARK_FILLS:
-        explainer = ImageExplainer(fill=fill, num_samples=args.num_samples)
+        explainer = ImageExplainer(fill=fill, n_samples=args.num_samples)
         if isinstance(fill, str) and fill == DEFAULT_FILL:
             name += " (default)"
         methods.append(("lime-spark", name,

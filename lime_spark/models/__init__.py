@@ -2,7 +2,7 @@
 
 A :class:`Classifier` predicts probabilities for batches of RGB images in
 0..255 through compiled functions of one fixed batch shape (the last batch is
-padded), so shapes never retrace.  Its :meth:`Classifier.predict_masks` also
+padded), so shapes never retrace.  Its :meth:`Classifier.predict_design` also
 builds the perturbed images inside the compiled function from the design
 rows, so on a GPU only the 0/1 masks travel per batch.
 

@@ -2,7 +2,7 @@
 
 A :class:`Classifier` predicts probabilities for batches of RGB images in
 0..255 through compiled functions of one fixed batch shape (the last batch is
-padded), so shapes never retrace.  Its :meth:`Classifier.predict_masks` also
+padded), so shapes never retrace.  Its :meth:`Classifier.predict_design` also
 builds the perturbed images inside the compiled function from the design
 rows, so on a GPU only the 0/1 masks travel per batch.
 
@@ -312,7 +312,7 @@ class Classifier:
             return np.zeros((0, self.n_classes), np.float32)
         return check_probabilities(np.concatenate(out), n, self.n_classes).astype(np.float32)
 
-    def predict_masks(self, image: NDArray, fill_image: NDArray, segments: NDArray,
+    def predict_design(self, image: NDArray, fill_image: NDArray, segments: NDArray,
                       design: NDArray) -> NDArray[np.float32]:
         """Probabilities of the perturbed images, built on the device from the design.
 

@@ -126,7 +126,7 @@ def _load_file(model: str, application_kwargs: dict[str, Any], tmpdir: str) -> _
 
 def load_classifier(model: str, *, weights: str | None = "imagenet",
                     preprocess: str | Callable | None = "auto",
-                    labels: str | Sequence[str] | None = "auto", batch_size: int = 128,
+                    label_names: str | Sequence[str] | None = "auto", batch_size: int = 128,
                     output_activation: str = "none",
                     input_size: tuple[int, int] | None = None,
                     **application_kwargs: Any) -> Classifier:
@@ -145,8 +145,10 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
     preprocess : "auto", a ``keras.applications`` module name, "none" or callable
         ``auto`` uses the application's own ``preprocess_input`` and none
         for model files.
-    labels : "auto", "imagenet", list, path or None
-        ``auto`` uses ImageNet names for application models with 1000 classes.
+    label_names : "auto", "imagenet", list, path or None
+        Class names; ``auto`` uses ImageNet names for application models with
+        1000 classes.  ``labels=`` (R lime's ``as_classifier`` name) is
+        accepted too.
     batch_size : int, default 128
     output_activation : {"none", "softmax", "sigmoid"}
     input_size : (int, int), optional
@@ -158,6 +160,12 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
     ------
     ModelLoadError, ConfigurationError
     """
+    if "labels" in application_kwargs:
+        if label_names != "auto":
+            raise ConfigurationError(
+                "Expected class names once. Received both label_names= and labels= "
+                "(R lime's name for the same argument)")
+        label_names = application_kwargs.pop("labels")
     application = None if model_is_file(model) else find_application(model)
     with tempfile.TemporaryDirectory(prefix="lime-spark-model-") as tmp:
         if application is not None:
@@ -167,8 +175,8 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
     logger.info("loaded model %s (%d parameters)", loaded.name, loaded.net.count_params())
     if preprocess == "auto":
         preprocess = loaded.auto_preprocess
-    if labels == "auto":
-        labels = loaded.auto_labels
-    return Classifier(loaded.net, preprocess=preprocess, label_names=load_label_names(labels),
+    if label_names == "auto":
+        label_names = loaded.auto_labels
+    return Classifier(loaded.net, preprocess=preprocess, label_names=load_label_names(label_names),
                       batch_size=batch_size, output_activation=output_activation,
                       input_size=input_size, name=loaded.name, digest=loaded.digest)

@@ -3,7 +3,7 @@
 The counterparts of R lime's ``plot_image_explanation`` and
 ``plot_superpixels``.  Superpixels are usually computed on a resized copy of
 the image (the model input, e.g. 224 x 224); every function here takes the
-*original* image and a label image of any size, upsamples the labels with
+*original* image and a label image (the segments) of any size, upsamples it with
 nearest neighbour to the original's height and width
 (:func:`upsample_segments`) and draws at full resolution.  Line widths scale
 with the image so that outlines stay visible on a 128 px thumbnail and on a
@@ -30,7 +30,7 @@ of :mod:`lime_spark.exceptions`.
 The package:
 
 * :mod:`.arguments`: the checks every public function runs once on its
-  arguments (image, label image, colours, weights);
+  arguments (image, segments, colours, coefficients);
 * :mod:`.masks`: label images and masks at the image's resolution
   (:func:`upsample_segments`), outlines and the pixel arithmetic of tints;
 * :mod:`.overlays`: :func:`render_explanation`, :func:`render_superpixels`
@@ -38,7 +38,7 @@ The package:
 * :mod:`.png`: :func:`encode_png` and :func:`thumbnail`.
 """
 
-from .arguments import Colour, Weights
+from .arguments import Colour, Coefficients
 from .masks import HIDE_COLOUR, upsample_segments
 from .overlays import (
     BLOCK_COLOURS,
@@ -56,7 +56,7 @@ __all__ = [
     "BLOCK_COLOURS",
     "HIDE_COLOUR",
     "Colour",
-    "Weights",
+    "Coefficients",
     "upsample_segments",
     "render_explanation",
     "render_superpixels",

@@ -20,8 +20,8 @@ from ..exceptions import ConfigurationError, InvalidImageError, SegmentationErro
 Colour = Union[str, tuple[int, int, int]]
 """A colour name or hex string understood by Pillow, or an ``(r, g, b)`` tuple of 0..255."""
 
-Weights = Union[Mapping[int, float], Iterable[tuple[int, float]]]
-"""Superpixel weights: ``{superpixel: weight}`` or lime's ``local_exp[label]`` pairs."""
+Coefficients = Union[Mapping[int, float], Iterable[tuple[int, float]]]
+"""Superpixel coefficients: ``{superpixel: weight}`` or lime's ``local_exp[label]`` pairs."""
 
 
 def _check_image(image: Any) -> NDArray[np.uint8]:
@@ -35,7 +35,7 @@ def _check_image(image: Any) -> NDArray[np.uint8]:
     return arr
 
 
-def _check_label_image(segments: Any) -> NDArray[np.integer]:
+def _check_segments(segments: Any) -> NDArray[np.integer]:
     arr = np.asarray(segments)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise SegmentationError(
@@ -107,24 +107,24 @@ def _resolve_colour(name: str, colour: Any) -> NDArray[np.float64]:
     return np.asarray(parts, dtype=np.float64)
 
 
-def _resolve_weights(weights: Any, labels: NDArray[np.integer]) -> dict[int, float]:
-    """Turn pairs or a mapping into ``{superpixel: weight}``, checked against ``labels``."""
-    if isinstance(weights, Mapping):
-        pairs: Iterable[Any] = weights.items()
-    elif isinstance(weights, (str, bytes)) or not isinstance(weights, Iterable):
+def _resolve_coefficients(coefficients: Any, segments: NDArray[np.integer]) -> dict[int, float]:
+    """Turn pairs or a mapping into ``{superpixel: weight}``, checked against ``segments``."""
+    if isinstance(coefficients, Mapping):
+        pairs: Iterable[Any] = coefficients.items()
+    elif isinstance(coefficients, (str, bytes)) or not isinstance(coefficients, Iterable):
         raise ConfigurationError(
-            "Expected weights to be a mapping {superpixel: weight} or a sequence "
-            f"of (superpixel, weight) pairs. Received: {type(weights).__name__}"
+            "Expected coefficients to be a mapping {superpixel: weight} or a sequence "
+            f"of (superpixel, weight) pairs. Received: {type(coefficients).__name__}"
         )
     else:
-        pairs = weights
+        pairs = coefficients
     resolved: dict[int, float] = {}
     for pair in pairs:
         try:
             feature, weight = pair
         except (TypeError, ValueError):
             raise ConfigurationError(
-                "Expected weights to hold (superpixel, weight) pairs. "
+                "Expected coefficients to hold (superpixel, weight) pairs. "
                 f"Received: {pair!r}"
             ) from None
         if isinstance(feature, bool) or not isinstance(feature, Integral):
@@ -133,22 +133,22 @@ def _resolve_weights(weights: Any, labels: NDArray[np.integer]) -> dict[int, flo
             )
         if isinstance(weight, bool) or not isinstance(weight, Real) or not np.isfinite(weight):
             raise ConfigurationError(
-                "Expected superpixel weights to be finite numbers. Received: "
+                "Expected superpixel coefficients to be finite numbers. Received: "
                 f"weight={weight!r} for superpixel {int(feature)}"
             )
         if int(feature) in resolved:
             raise ConfigurationError(
-                f"Expected each superpixel once in weights. Received: superpixel "
+                f"Expected each superpixel once in coefficients. Received: superpixel "
                 f"{int(feature)} more than once"
             )
         resolved[int(feature)] = float(weight)
     if resolved:
-        present = np.unique(labels)
+        present = np.unique(segments)
         missing = sorted(set(resolved) - set(present.tolist()))
         if missing:
             raise SegmentationError(
                 "Expected every weighted superpixel to be a label of segments "
-                f"(ids {present.min()}..{present.max()}). Received: weights for "
+                f"(ids {present.min()}..{present.max()}). Received: coefficients for "
                 f"absent superpixel(s) {missing[:10]}"
             )
     return resolved

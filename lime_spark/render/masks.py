@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .arguments import _check_label_image, _check_shape
+from .arguments import _check_segments, _check_shape
 
 HIDE_COLOUR: tuple[int, int, int] = (190, 190, 190)
 """R's ``grey`` (``#BEBEBE``), R lime's ``block_col``; hides unselected areas."""
@@ -56,8 +56,8 @@ def upsample_segments(segments: NDArray[np.integer],
            [2, 2, 2, 3, 3, 3],
            [2, 2, 2, 3, 3, 3]], dtype=int32)
     """
-    labels = _check_label_image(segments)
-    return _upsample(labels.astype(np.int32, copy=False), _check_shape(shape))
+    segments = _check_segments(segments)
+    return _upsample(segments.astype(np.int32, copy=False), _check_shape(shape))
 
 
 def _default_width(shape: tuple[int, int]) -> int:
@@ -65,16 +65,16 @@ def _default_width(shape: tuple[int, int]) -> int:
     return max(1, int(round(min(shape) / 200)))
 
 
-def _upsample(labels: NDArray[Any], shape: tuple[int, int]) -> NDArray[Any]:
+def _upsample(segments: NDArray[Any], shape: tuple[int, int]) -> NDArray[Any]:
     """Nearest-neighbour resize by pixel centres: out[i] = in[floor((i + 0.5) * h / H)].
 
-    Keeps the dtype, so a small boolean mask can be upsampled instead of labels.
+    Keeps the dtype, so a small boolean mask can be upsampled instead of the segments.
     """
-    h, w = labels.shape
+    h, w = segments.shape
     height, width = shape
     rows = ((2 * np.arange(height, dtype=np.int64) + 1) * h) // (2 * height)
     cols = ((2 * np.arange(width, dtype=np.int64) + 1) * w) // (2 * width)
-    return labels[rows[:, None], cols[None, :]]
+    return segments[rows[:, None], cols[None, :]]
 
 
 def _thicken(lines: NDArray[np.bool_], width: int) -> NDArray[np.bool_]:

@@ -12,14 +12,14 @@ from .._validation import check_int, check_one_of, check_real
 from ..exceptions import ConfigurationError
 from .arguments import (
     Colour,
-    Weights,
+    Coefficients,
     _check_bool,
     _check_fraction,
     _check_ids,
     _check_image,
-    _check_label_image,
+    _check_segments,
     _resolve_colour,
-    _resolve_weights,
+    _resolve_coefficients,
 )
 from .masks import (
     HIDE_COLOUR,
@@ -46,7 +46,7 @@ BLOCK_COLOURS: tuple[str, str] = ("steelblue", "firebrick")
 def render_explanation(
     image: NDArray[np.uint8],
     segments: NDArray[np.integer],
-    weights: Weights,
+    coefficients: Coefficients,
     *,
     display: str = "outline",
     threshold: float = 0.02,
@@ -76,7 +76,7 @@ def render_explanation(
     segments : ndarray of shape (h, w), integer dtype
         Superpixel label image, any size (upsampled to (H, W) with
         :func:`upsample_segments`).
-    weights : mapping or iterable of (int, float) pairs
+    coefficients : mapping or iterable of (int, float) pairs
         ``{superpixel: weight}`` or lime's ``local_exp[label]`` list of
         ``(superpixel, weight)``.  Superpixels without a weight are not
         highlighted.  Every id must be a label of ``segments``.
@@ -107,7 +107,7 @@ def render_explanation(
     InvalidImageError
         If ``image`` is not an (H, W, 3) uint8 array.
     SegmentationError
-        If ``segments`` is not a 2-D integer array or ``weights`` names a
+        If ``segments`` is not a 2-D integer array or ``coefficients`` names a
         superpixel that is not in it.
     ConfigurationError
         For any other argument outside its constraints.
@@ -126,7 +126,7 @@ def render_explanation(
     """
     check_one_of("display", display, DISPLAYS)
     rgb = _check_image(image)
-    labels = _check_label_image(segments)
+    segments = _check_segments(segments)
     threshold = check_real("threshold", threshold, minimum=0.0)
     show_negative = _check_bool("show_negative", show_negative)
     fill_alpha = _check_fraction("fill_alpha", fill_alpha)
@@ -137,15 +137,15 @@ def render_explanation(
         "negative_colour", defaults[1] if negative_colour is None else negative_colour)
     height, width = rgb.shape[:2]
     line = _line_width((height, width), outline_width)
-    resolved = _resolve_weights(weights, labels)
+    resolved = _resolve_coefficients(coefficients, segments)
 
     positive = [f for f, w in resolved.items() if w > threshold]
     negative = ([f for f, w in resolved.items() if w < -threshold]
                 if show_negative else [])
     # Select at the segments' resolution, then upsample the masks: cheaper
-    # than comparing labels on a full-size photo.
-    pos_mask = _upsample(np.isin(labels, positive), (height, width))
-    neg_mask = _upsample(np.isin(labels, negative), (height, width))
+    # than comparing segment ids on a full-size photo.
+    pos_mask = _upsample(np.isin(segments, positive), (height, width))
+    neg_mask = _upsample(np.isin(segments, negative), (height, width))
 
     out = rgb.copy()
     if display == "outline":
@@ -198,10 +198,10 @@ def render_superpixels(
     """
     from skimage.segmentation import find_boundaries
 
-    rgb, labels, line_rgb, line = _canvas(image, segments, colour, outline_width)
+    rgb, segments, line_rgb, line = _canvas(image, segments, colour, outline_width)
     height, width = rgb.shape[:2]
 
-    full = _upsample(labels, (height, width))
+    full = _upsample(segments, (height, width))
     # "thick" marks both sides of an edge (2 px); grow it to about ``line``.
     edges = _thicken(find_boundaries(full, mode="thick"), max(1, line // 2))
     out = rgb.copy()
@@ -249,7 +249,7 @@ def render_mask(
     ------
     InvalidImageError, SegmentationError, ConfigurationError
     """
-    rgb, labels, line_rgb, line = _canvas(image, segments, colour, outline_width)
+    rgb, segments, line_rgb, line = _canvas(image, segments, colour, outline_width)
     hide_rest = _check_bool("hide_rest", hide_rest)
     height, width = rgb.shape[:2]
     if isinstance(mask_features, (str, bytes)) or not isinstance(mask_features, Iterable):
@@ -257,9 +257,9 @@ def render_mask(
             "Expected mask_features to be a sequence of superpixel ids. "
             f"Received: {type(mask_features).__name__}"
         )
-    keep = list(_resolve_weights({f: 1.0 for f in _check_ids(mask_features)}, labels))
+    keep = list(_resolve_coefficients({f: 1.0 for f in _check_ids(mask_features)}, segments))
 
-    mask = _upsample(np.isin(labels, keep), (height, width))
+    mask = _upsample(np.isin(segments, keep), (height, width))
     out = rgb.copy()
     if hide_rest:
         out[~mask] = np.asarray(HIDE_COLOUR, dtype=np.uint8)
@@ -278,5 +278,5 @@ def _canvas(image: Any, segments: Any, colour: Colour,
             outline_width: int | None) -> tuple[NDArray[np.uint8], NDArray, Any, int]:
     """The checked image, label image, line colour and line width of a one-colour picture."""
     rgb = _check_image(image)
-    return (rgb, _check_label_image(segments), _resolve_colour("colour", colour),
+    return (rgb, _check_segments(segments), _resolve_colour("colour", colour),
             _line_width(rgb.shape[:2], outline_width))

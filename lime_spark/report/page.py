@@ -223,11 +223,12 @@ def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: 
     """One line under the title: model, settings, input, versions, time of writing."""
     model = summary.get("model") or {}
     config = summary.get("config") or {}
+    n_samples = config.get("n_samples", config.get("num_samples"))   # num_samples: older runs
     digest = (model.get("digest") or "")[:12]
     name = model.get("name") or model_name
     facts = [
         f"model {name}" + (f" ({digest})" if digest else "") if name else None,
-        f"{config['num_samples']} samples per image" if config.get("num_samples") else None,
+        f"{n_samples} samples per image" if n_samples else None,
         f"{config['segmentation']}, ~{config.get('n_superpixels')} superpixels"
         if config.get("segmentation") else None,
         f"top {config['top_labels']} labels explained" if config.get("top_labels") else None,

@@ -101,7 +101,7 @@ def _load_model(cfg: JobConfig) -> Any:
     from ..models import load_classifier
 
     classifier = load_classifier(cfg.model, weights=cfg.weights, preprocess=cfg.preprocess,
-                                 labels=cfg.labels, batch_size=cfg.batch_size,
+                                 label_names=cfg.label_names, batch_size=cfg.batch_size,
                                  output_activation=cfg.output_activation, **cfg.model_args)
     check_classifier_outputs(classifier)
     return classifier

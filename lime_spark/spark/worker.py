@@ -156,7 +156,7 @@ def _warm_up(classifier: Any) -> None:
     started = time.perf_counter()
     height, width = classifier.input_size
     image = np.zeros((height, width, 3), np.float32)
-    classifier.predict_masks(image, image, np.zeros((height, width), np.int32),
+    classifier.predict_design(image, image, np.zeros((height, width), np.int32),
                              np.ones((1, 1), np.float32))
     logger.info("model %s compiled in %.1fs", classifier.name, time.perf_counter() - started)
 

@@ -14,7 +14,7 @@ from lime_spark.tables import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMN
 from .conftest import write_png
 from .test_job import _run
 
-OPTIONS = {"num_samples": 150, "n_superpixels": 16, "fill": "mean", "alpha": 0.5}
+OPTIONS = {"n_samples": 150, "n_superpixels": 16, "fill": "mean", "alpha": 0.5}
 
 
 def _rows(frame, key):

@@ -18,7 +18,7 @@ from lime_spark.shapes import SHAPE_CLASSES
 
 from .conftest import write_input, write_png
 
-SMALL = {"num_samples": 200, "n_superpixels": 20, "top_labels": 2}
+SMALL = {"n_samples": 200, "n_superpixels": 20, "top_labels": 2}
 
 
 def _dataset(tmp_path: Path, shapes: dict, n: int, *, corrupt: bool = False) -> str:
@@ -38,7 +38,7 @@ def _dataset(tmp_path: Path, shapes: dict, n: int, *, corrupt: bool = False) -> 
 def _run(spark, shapes, input_uri, output, **overrides):
     cfg = load_config(overrides={"input": input_uri, "output": str(output),
                                  "model": shapes["model_path"], "preprocess": "none",
-                                 "labels": list(SHAPE_CLASSES), **SMALL, **overrides})
+                                 "label_names": list(SHAPE_CLASSES), **SMALL, **overrides})
     return run_explain(cfg.resolved(), spark=spark)
 
 
@@ -98,7 +98,7 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
                                  "errors_by_class": {"InvalidImageError": 1}}
     on_disk = json.loads((out / "runs" / "run_id=r1" / "summary.json").read_text())
     assert on_disk["table_rows"] == {"images": 7, "explanations": 12, "features": len(features)}
-    assert on_disk["config"]["num_samples"] == 200
+    assert on_disk["config"]["n_samples"] == 200
     assert on_disk["versions"]["pyspark"].startswith("4.")
 
 

@@ -36,7 +36,7 @@ from .test_reliability import _photo
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SMALL = {"num_samples": 16, "batch_size": 16, "n_superpixels": 6, "top_labels": 2,
+SMALL = {"n_samples": 16, "batch_size": 16, "n_superpixels": 6, "top_labels": 2,
          "report": False, "metrics": False}
 
 

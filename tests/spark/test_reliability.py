@@ -63,7 +63,7 @@ from .s3_server import s3_bucket, s3_server  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SMALL = {"num_samples": 32, "batch_size": 32, "n_superpixels": 8, "top_labels": 2,
+SMALL = {"n_samples": 32, "batch_size": 32, "n_superpixels": 8, "top_labels": 2,
          "report": False}
 ORIENTATION = 0x0112
 MODES = ("1", "L", "P", "RGB", "RGBA", "CMYK", "I;16", "I;16B", "I", "F", "LA", "PA", "La",
@@ -524,9 +524,9 @@ def _slow_classifier(model_path: str, delay: float):
     from lime_spark.models import Classifier
 
     class SlowClassifier(Classifier):
-        def predict_masks(self, *args, **kwargs):
+        def predict_design(self, *args, **kwargs):
             time.sleep(delay)
-            return super().predict_masks(*args, **kwargs)
+            return super().predict_design(*args, **kwargs)
 
     return SlowClassifier(keras.saving.load_model(model_path), batch_size=32, name="slow")
 
@@ -537,7 +537,7 @@ def test_image_timeout_stops_between_model_batches(tiny_model, tmp_path):
 
     path = tmp_path / "photo.png"
     path.write_bytes(_png(_photo(96, 64)))
-    explainer = ImageExplainer(n_superpixels=8, num_samples=256, batch_size=32)   # 8 batches
+    explainer = ImageExplainer(n_superpixels=8, n_samples=256, batch_size=32)   # 8 batches
 
     def run(classifier, timeout, **settings):
         return explain_record(
@@ -916,8 +916,8 @@ spark = build_session(app_name="lime-spark-rss", master="local[1]",
 out = {}
 for run_id, input_uri in (("small", small), ("large", large)):
     config = load_config(overrides={"input": input_uri, "output": output, "model": "mobilenet",
-                                    "weights": weights, "labels": "imagenet", "run_id": run_id,
-                                    "num_samples": 1000, "report": False}).resolved()
+                                    "weights": weights, "label_names": "imagenet", "run_id": run_id,
+                                    "n_samples": 1000, "report": False}).resolved()
     out[run_id] = run_explain(config, spark=spark)
 spark.stop()
 print("RESULT " + json.dumps(out))

@@ -54,7 +54,7 @@ CATALOG_DIR = Path(os.environ[CATALOG_DIR_ENV])
 BEELINE = beeline_path()
 QUERIES = ("lowest_fit", "label_drift", "label_mismatch", "errors", "top_superpixels")
 LATEST_RUN = "SELECT max(run_id) AS run_id FROM images"
-SMALL = {"num_samples": 200, "n_superpixels": 20, "top_labels": 2, "overlays": False,
+SMALL = {"n_samples": 200, "n_superpixels": 20, "top_labels": 2, "overlays": False,
          "report": False}
 
 
@@ -259,7 +259,7 @@ def test_sql_server_refuses_an_open_bind_before_starting_spark(monkeypatch, caps
 def _run(spark, shapes, input_uri, output, **overrides):
     cfg = load_config(overrides={"input": input_uri, "output": str(output),
                                  "model": shapes["model_path"], "preprocess": "none",
-                                 "labels": list(SHAPE_CLASSES), **SMALL, **overrides})
+                                 "label_names": list(SHAPE_CLASSES), **SMALL, **overrides})
     return run_explain(cfg.resolved(), spark=spark)
 
 

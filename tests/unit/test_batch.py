@@ -57,7 +57,7 @@ def test_pixel_stats_match_the_upsampled_segments():
 
 
 def test_ok_record_rows(tmp_path, classifier):
-    explainer = ImageExplainer(segmentation="grid", n_superpixels=9, num_samples=64)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=9, n_samples=64)
     path = _png(tmp_path, "a b.png")
     result = explain_record(ImageRecord("x/../y", path, "b"), classifier=classifier,
                             explainer=explainer, settings=_settings(tmp_path))
@@ -92,7 +92,7 @@ def test_bad_records_become_error_rows(tmp_path, classifier, make, error_class, 
     path = make(tmp_path)
     result = explain_record(ImageRecord(None, path), classifier=classifier,
                             explainer=ImageExplainer(segmentation="grid", n_superpixels=4,
-                                                     num_samples=16),
+                                                     n_samples=16),
                             settings=_settings(tmp_path))
     row = result.image
     assert row["status"] == "error" and row["error_class"] == error_class
@@ -108,7 +108,7 @@ def test_tiny_image_is_upsampled_and_explained(tmp_path, classifier):
     path = _png(tmp_path, "tiny.png", shape=(3, 3, 3))
     result = explain_record(ImageRecord(None, path), classifier=classifier,
                             explainer=ImageExplainer(segmentation="grid", n_superpixels=4,
-                                                     num_samples=16),
+                                                     n_samples=16),
                             settings=_settings(tmp_path))
     row = result.image
     assert row["status"] == "ok" and row["error_class"] is None and row["error_message"] is None

@@ -37,8 +37,24 @@ def test_precedence_file_then_set_then_options(tmp_path):
         "--input", "i", "--output", "o", "--model", "mobilenet", "--top-labels", "4",
         "--fill", "[10, 20, 30]", "--weights", "null", "--run-id", "nightly"])
     cfg = config_from_args(args)
-    assert (cfg.num_samples, cfg.top_labels, cfg.fill) == (300, 4, [10, 20, 30])
+    assert (cfg.n_samples, cfg.top_labels, cfg.fill) == (300, 4, [10, 20, 30])
     assert cfg.model_args == {"alpha": 0.25} and cfg.weights is None and cfg.run_id == "nightly"
+
+
+def test_lime_names_are_accepted_as_aliases_once(tmp_path):
+    # n_samples / label_names are the names; num_samples / labels (lime's) set the same options
+    for flag in ("--n-samples", "--num-samples"):
+        args = build_parser().parse_args(["explain", "--input", "i", "--output", "o",
+                                          "--model", "m", flag, "77", "--labels", "0123"])
+        cfg = config_from_args(args)
+        assert cfg.n_samples == 77 and cfg.label_names == "0123"
+    conf = tmp_path / "c.yaml"
+    conf.write_text("num_samples: 12\nlabels: 0123\n")
+    cfg = load_config(config_file=str(conf), overrides=REQUIRED)
+    assert cfg.n_samples == 12 and cfg.label_names == "0123"       # an alias is a text option too
+    with pytest.raises(ConfigurationError, match="'n_samples' once.*'num_samples'"):
+        load_config(overrides={**REQUIRED, "n_samples": 10, "num_samples": 20})
+    assert "num_samples" not in JobConfig(**REQUIRED).to_dict()
 
 
 def test_run_id_defaults_to_utc_time():
@@ -47,7 +63,8 @@ def test_run_id_defaults_to_utc_time():
 
 @pytest.mark.parametrize("bad,match", [
     ({"num_sampels": 10}, "Unknown option"),
-    ({"num_samples": 1}, "num_samples"),
+    ({"n_samples": 1}, "n_samples"),
+    ({"num_samples": 1}, "n_samples"),
     ({"segmentation": "watershed"}, "segmentation"),
     ({"run_id": "../x"}, "run_id"),
     ({"overlays": "yes"}, "overlays"),
@@ -84,7 +101,7 @@ def test_run_id_is_kept_as_written_in_set_config_file_and_option(tmp_path, writt
     conf.write_text(f"run_id: {written}\nnum_samples: 300\nlabels: [cat, dog]\n")
     cfg = load_config(config_file=str(conf), overrides=REQUIRED)
     assert cfg.run_id == run_id
-    assert cfg.num_samples == 300 and cfg.labels == ["cat", "dog"]   # other values stay typed
+    assert cfg.n_samples == 300 and cfg.label_names == ["cat", "dog"]   # other values stay typed
     conf.write_text(f"run-id: {written}\n")
     assert load_config(config_file=str(conf), overrides=REQUIRED).run_id == run_id
     if run_id is not None and not written.startswith(("'", '"')):
@@ -97,9 +114,9 @@ def test_text_options_are_never_reinterpreted_by_yaml(tmp_path):
     cfg = load_config(assignments=["input=2026-11-23", "database=d0123", "labels=imagenet",
                                    "weights=null", "num_samples=300", "fill=[1, 2, 3]"],
                       overrides={"output": "o", "model": "m"})
-    assert (cfg.input, cfg.database, cfg.labels, cfg.weights) == (
+    assert (cfg.input, cfg.database, cfg.label_names, cfg.weights) == (
         "2026-11-23", "d0123", "imagenet", None)
-    assert cfg.num_samples == 300 and cfg.fill == [1, 2, 3]
+    assert cfg.n_samples == 300 and cfg.fill == [1, 2, 3]
     with pytest.raises(ConfigurationError, match=r"database='1e3'"):     # not 1000.0
         load_config(assignments=["database=1e3"], overrides=REQUIRED)
 

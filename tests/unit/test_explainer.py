@@ -8,7 +8,7 @@ import skimage.data
 from scipy.stats import spearmanr
 
 from lime_spark import ImageExplainer
-from lime_spark.adapters import as_mask_predictor
+from lime_spark.adapters import as_design_predictor
 from lime_spark.exceptions import ClassifierOutputError, ConfigurationError, InvalidImageError
 from lime_spark.explainer import predict_design
 from lime_spark.images import resize_image
@@ -34,7 +34,7 @@ def _grid_image():
 
 def test_callable_classifier_and_lime_fields():
     image = _grid_image()
-    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, num_samples=500,
+    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, n_samples=500,
                          random_state=0).explain(image, _quadrant_classifier, top_labels=2)
     assert exp.segments.shape == (64, 64) and exp.n_superpixels == 16
     assert exp.top_labels == [int(i) for i in np.argsort(exp.predictions)[::-1][:2]]
@@ -52,7 +52,7 @@ def test_callable_classifier_and_lime_fields():
 
 
 def test_seed_makes_results_reproducible_and_labels_selects():
-    explainer = ImageExplainer(segmentation="grid", n_superpixels=16, num_samples=300)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=16, n_samples=300)
     a = explainer.explain(_grid_image(), _quadrant_classifier, random_state=5)
     b = explainer.explain(_grid_image(), _quadrant_classifier, random_state=5)
     c = explainer.explain(_grid_image(), _quadrant_classifier, random_state=6)
@@ -68,7 +68,7 @@ def test_float_images_are_accepted_in_0_255():
         seen.append(images.dtype)
         return _quadrant_classifier(images)
 
-    ImageExplainer(segmentation="grid", n_superpixels=9, num_samples=50, random_state=0).explain(
+    ImageExplainer(segmentation="grid", n_superpixels=9, n_samples=50, random_state=0).explain(
         _grid_image().astype(np.float64), fn)
     assert set(seen) == {np.dtype(np.float64)}
 
@@ -87,8 +87,8 @@ def test_a_callable_is_adapted_once_and_predicts_like_a_classifier():
     plain = predict_design(fn, image, fill, segments, design, batch_size=32)
     assert seen == [32, 32, 6]
     steps = []
-    predictor = as_mask_predictor(fn, batch_size=32)
-    assert as_mask_predictor(predictor, batch_size=8) is predictor
+    predictor = as_design_predictor(fn, batch_size=32)
+    assert as_design_predictor(predictor, batch_size=8) is predictor
     stepped = predict_design(predictor, image, fill, segments, design, batch_size=8,
                              checkpoint=steps.append)
     assert steps == ["predict batch 1/3", "predict batch 2/3", "predict batch 3/3"]
@@ -101,7 +101,7 @@ def test_a_callable_is_adapted_once_and_predicts_like_a_classifier():
 def test_get_image_and_mask_matches_lime():
     from lime.lime_image import ImageExplanation as LimeExplanation
 
-    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, num_samples=300,
+    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, n_samples=300,
                          random_state=1).explain(_grid_image(), _quadrant_classifier, top_labels=2)
     ref = LimeExplanation(exp.image, exp.segments)
     ref.local_exp = exp.local_exp
@@ -117,7 +117,7 @@ def test_get_image_and_mask_matches_lime():
 
 
 def test_bad_inputs_are_typed_errors():
-    explainer = ImageExplainer(segmentation="grid", n_superpixels=4, num_samples=20)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=4, n_samples=20)
     with pytest.raises(InvalidImageError, match="Received: an object of type list"):
         explainer.explain([[1, 2]], _quadrant_classifier)
     with pytest.raises(InvalidImageError, match=r"Received: shape=\(8, 8, 2\)"):
@@ -134,14 +134,19 @@ def test_bad_inputs_are_typed_errors():
         explainer.explain(_grid_image(), _quadrant_classifier, labels=[7])
     with pytest.raises(ConfigurationError, match="classifier"):
         explainer.explain(_grid_image(), "model.keras")
-    with pytest.raises(ConfigurationError, match="num_samples"):
-        ImageExplainer(num_samples=0)
+    with pytest.raises(ConfigurationError, match="n_samples"):
+        ImageExplainer(n_samples=0)
+    with pytest.raises(ConfigurationError, match="n_samples"):
+        ImageExplainer(num_samples=0)                        # lime's name, the same option
+    with pytest.raises(ConfigurationError, match="once"):
+        ImageExplainer(n_samples=10, num_samples=10)
+    assert ImageExplainer(num_samples=64).config.n_samples == 64
     with pytest.raises(ConfigurationError, match="segmentation"):
         ImageExplainer(segmentation="watershed")
 
 
 def test_deletion_insertion_on_a_known_classifier():
-    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, num_samples=400,
+    exp = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, n_samples=400,
                          random_state=0).explain(_grid_image(), _quadrant_classifier, labels=[0])
     deletion, insertion = deletion_insertion_curves(exp, _quadrant_classifier, 0)
     assert len(deletion) == len(insertion) == 17
@@ -164,7 +169,7 @@ def test_deletion_insertion_on_a_known_classifier():
 
 
 def test_stability_is_high_for_a_clear_signal():
-    explainer = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, num_samples=400)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=16, fill=0, n_samples=400)
     assert stability(explainer, _grid_image(), _quadrant_classifier, 0, top_k=4) == 1.0
 
 
@@ -209,14 +214,14 @@ def test_end_to_end_parity_with_python_lime(mobilenet):
     from lime.lime_image import LimeImageExplainer
 
     segments = ImageExplainer().segment(CHELSEA)
-    ours = ImageExplainer(fill="mean", num_samples=4000, random_state=0).explain(
+    ours = ImageExplainer(fill="mean", n_samples=4000, random_state=0).explain(
         CHELSEA, mobilenet, top_labels=3, segments=segments)
     theirs = LimeImageExplainer(random_state=0).explain_instance(
         CHELSEA, mobilenet, top_labels=3, hide_color=None, num_samples=4000,
         batch_size=128, segmentation_fn=lambda image: segments)
     assert ours.top_labels == [int(x) for x in theirs.top_labels]
     for label in ours.top_labels:
-        a = ours.weights(label)
+        a = ours.coefficients(label)
         b = np.zeros_like(a)
         for f, w in theirs.local_exp[label]:
             b[f] = w

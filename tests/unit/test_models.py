@@ -46,7 +46,7 @@ def test_keras_file_round_trip_and_fixed_batches(tmp_path):
     assert clf.trace_count == traces == 2       # preparation + model
 
 
-def test_predict_masks_equals_predicting_the_perturbed_images():
+def test_predict_design_equals_predicting_the_perturbed_images():
     clf = Classifier(_tiny_model(), batch_size=16)
     image = _images(1)[0]
     fill = np.full_like(image, 128)
@@ -54,14 +54,14 @@ def test_predict_masks_equals_predicting_the_perturbed_images():
     design = np.random.default_rng(1).integers(0, 2, (37, 16), dtype=np.uint8)
     design[0] = 1
     direct = clf(perturb_batch(image, fill, segments, design))
-    np.testing.assert_allclose(clf.predict_masks(image, fill, segments, design), direct,
+    np.testing.assert_allclose(clf.predict_design(image, fill, segments, design), direct,
                                rtol=1e-5, atol=1e-6)
     traces = clf.trace_count
     segments2 = (np.arange(16)[:, None] // 8 * 2 + np.arange(16)[None, :] // 8).astype(np.int32)
-    clf.predict_masks(image, fill, segments2, design[:, :4])   # other K: no retrace
+    clf.predict_design(image, fill, segments2, design[:, :4])   # other K: no retrace
     assert clf.trace_count == traces == 3      # preparation of images and of masks + model
     plain = Classifier(clf.model, batch_size=16, jit=False)
-    np.testing.assert_allclose(plain.predict_masks(image, fill, segments, design), direct,
+    np.testing.assert_allclose(plain.predict_design(image, fill, segments, design), direct,
                                rtol=1e-5, atol=1e-6)
 
 

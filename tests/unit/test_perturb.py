@@ -78,7 +78,7 @@ def _peak_bytes(n_samples, batch_size):
     return peak
 
 
-def test_peak_memory_is_bounded_by_the_batch_not_num_samples():
+def test_peak_memory_is_bounded_by_the_batch_not_n_samples():
     batch_size = 32
     batch_bytes = batch_size * 64 * 64 * 3
     small = _peak_bytes(256, batch_size)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from lime_spark.exceptions import ConfigurationError
-from lime_spark.sampling import derive_seed, sample_masks
+from lime_spark.sampling import derive_seed, sample_design
 
 
 def test_design_matrix_shape_row_zero_and_balance():
-    z = sample_masks(4000, 50, random_state=1)
+    z = sample_design(4000, 50, random_state=1)
     assert z.shape == (4000, 50) and z.dtype == np.uint8
     assert z[0].tolist() == [1] * 50
     assert set(np.unique(z[1:])) == {0, 1}
@@ -16,9 +16,9 @@ def test_design_matrix_shape_row_zero_and_balance():
 
 
 def test_same_seed_same_design_other_seed_other_design():
-    assert np.array_equal(sample_masks(100, 20, random_state=3), sample_masks(100, 20, random_state=3))
-    assert not np.array_equal(sample_masks(100, 20, random_state=3),
-                              sample_masks(100, 20, random_state=4))
+    assert np.array_equal(sample_design(100, 20, random_state=3), sample_design(100, 20, random_state=3))
+    assert not np.array_equal(sample_design(100, 20, random_state=3),
+                              sample_design(100, 20, random_state=4))
 
 
 def test_derived_seed_depends_only_on_run_seed_and_image_id():
@@ -33,6 +33,6 @@ def test_derived_seed_depends_only_on_run_seed_and_image_id():
 
 def test_bad_sizes():
     with pytest.raises(ConfigurationError, match="n_samples"):
-        sample_masks(1, 5)
+        sample_design(1, 5)
     with pytest.raises(ConfigurationError, match="n_superpixels"):
-        sample_masks(10, 0)
+        sample_design(10, 0)

@@ -8,7 +8,7 @@ import sklearn.metrics
 from lime.lime_base import LimeBase
 
 from lime_spark.exceptions import ClassifierOutputError, ConfigurationError
-from lime_spark.sampling import sample_masks
+from lime_spark.sampling import sample_design
 from lime_spark.surrogate import (
     cosine_distances,
     fit_surrogate,
@@ -22,7 +22,7 @@ def _lime_kernel(d, kernel_width=0.25):
 
 def _problem(seed, n_samples=400, n_superpixels=20, n_classes=6):
     rng = np.random.default_rng(seed)
-    design = sample_masks(n_samples, n_superpixels, random_state=rng).astype(np.int64)
+    design = sample_design(n_samples, n_superpixels, random_state=rng).astype(np.int64)
     true = rng.normal(size=(n_superpixels, n_classes))
     logits = design @ true + 0.3 * rng.normal(size=(n_samples, n_classes))
     probs = np.exp(logits - logits.max(1, keepdims=True))
@@ -66,7 +66,7 @@ def test_parity_with_lime_base(method, num_features, seed):
 
 def test_recovers_a_known_linear_model():
     rng = np.random.default_rng(3)
-    design = sample_masks(2000, 10, random_state=rng)
+    design = sample_design(2000, 10, random_state=rng)
     true = np.linspace(-0.5, 0.5, 10)
     target = 0.2 + design @ true
     fit, = fit_surrogate(design, target[:, None], np.ones(2000), alpha=0.0,

@@ -133,7 +133,7 @@ def test_rows_keep_the_declared_columns_types_and_nulls(tmp_path, classifier):
     path = tmp_path / "a.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
                     ).save(path)
-    explainer = ImageExplainer(segmentation="grid", n_superpixels=9, num_samples=32)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=9, n_samples=32)
     settings = BatchSettings(run_id="t", run_seed=1, output_root=str(tmp_path / "out"),
                              top_labels=2, overlays=False)
     ok = explain_record(ImageRecord(None, str(path)), classifier=classifier,
