@@ -25,6 +25,7 @@ from typing import Any
 from .batch import BatchSettings
 from .exceptions import ConfigurationError
 from .explainer import ExplainerConfig
+from .models.onnx import RUNTIMES
 from .options import (Bool, Int, MappingOf, OneOf, Optional, Real, canonical_names, job_fields,
                       option, validate)
 from .run_ids import RUN_ID_PATTERN, check_run_id
@@ -64,6 +65,9 @@ class ModelConfig:
     output_activation: str = option(
         "none", "applied to model outputs: none, softmax (logits), sigmoid",
         OneOf(("none", "softmax", "sigmoid")))
+    runtime: str = option(
+        "auto", "what runs the model: auto (ONNX Runtime on CPU executors where it agrees "
+        "with TensorFlow to 1e-4), tensorflow or onnx", OneOf(RUNTIMES))
 
 
 def _check_database(name: str, value: Any) -> Any:

@@ -35,6 +35,7 @@ def base_row(classifier: Classifier, explainer: ImageExplainer) -> dict[str, Any
     """An ``images`` row with the run's model and sampling values, everything else null."""
     base = dict.fromkeys(IMAGE_COLUMNS)
     base.update(model_name=classifier.name, model_digest=classifier.digest,
+                runtime=getattr(classifier, "runtime", "python"),
                 n_samples=explainer.config.n_samples)
     return base
 

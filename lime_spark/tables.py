@@ -122,7 +122,7 @@ IMAGES = Table("images", "input row, errors included", (
     Column("n_superpixels", "INT", True,
            f"superpixels the image was split into (at the model's input size); {_NO_ERROR}"),
     Column("n_samples", "INT", False,
-           "perturbed images per explanation (`--num-samples`, the original included)"),
+           "perturbed images per explanation (`--n-samples`, the original included)"),
     Column("top_label", "INT", True,
            f"the class the model gives the highest probability; {_NO_ERROR}"),
     Column("top_label_name", "STRING", True,
@@ -135,6 +135,9 @@ IMAGES = Table("images", "input row, errors included", (
     Column("model_digest", "STRING", False,
            "sha256 (hex) of the .keras or weights file; of the weight arrays for built-in "
            "(imagenet) weights"),
+    Column("runtime", "STRING", False,
+           "what ran the model: `onnx` (ONNX Runtime) or `tensorflow` (`--runtime`; "
+           "`python` for a plain callable)"),
     Column("seed", "BIGINT", True,
            "the image's seed, from the run seed and `image_id`; null for a row that failed "
            "before its read (no path, text not UTF-8)"),

@@ -6,8 +6,13 @@ metrics, overlays: ``lime_spark.batch.explain_record``), on the same images and 
 workers start, TensorFlow loads, the model is cached per worker), then the timed job;
 the figure is the job's explain stage (``timings.explain_seconds`` of its summary).
 
+``--compare-runtimes`` instead times the job on local[2] with ``--runtime
+tensorflow`` against ``--runtime onnx``, with overlays and metrics off (the
+model's share) and on (the whole job), all four jobs interleaved in one session
+per repeat after a warm-up of each runtime.
+
 Usage: .venv/bin/python scripts/bench_spark.py [--images 32] [--num-samples 1000]
-       [--repeats 2] [--models-dir ../shared/models]
+       [--repeats 2] [--runtime auto] [--compare-runtimes] [--models-dir ../shared/models]
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--runtime", default="auto", help="the jobs' --runtime")
+    parser.add_argument("--compare-runtimes", action="store_true",
+                        help="tensorflow against onnx on local[2] (see above)")
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
     args = parser.parse_args(argv)
 
@@ -76,16 +84,27 @@ def main(argv: list[str] | None = None) -> int:
     from lime_spark.spark.session import build_session
 
     common = {"model": "mobilenet", "model_args": {"alpha": 0.25, "input_shape": [128, 128, 3]},
-              "label_names": "imagenet", "n_samples": args.num_samples, "log_level": "WARNING"}
+              "label_names": "imagenet", "n_samples": args.num_samples, "log_level": "WARNING",
+              "runtime": args.runtime}
 
-    def job(spark, input_name, run_id, partitions):
+    def job(spark, input_name, run_id, partitions, **options):
         cfg = load_config(overrides={**common, "input": str(work / input_name),
                                      "output": str(work / "out"), "run_id": run_id,
-                                     "partitions": partitions})
-        return run_explain(cfg, spark=spark)["timings"]["explain_seconds"]
+                                     "partitions": partitions, **options})
+        summary = run_explain(cfg, spark=spark)
+        if options.get("runtime") not in (None, "auto"):
+            assert summary["model"]["runtime"]["used"] == options["runtime"], summary["model"]
+        return summary["timings"]["explain_seconds"]
+
+    if args.compare_runtimes:
+        try:
+            return _compare_runtimes(args, job, build_session)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def in_process():
-        clf = load_classifier("mobilenet", alpha=0.25, input_shape=(128, 128, 3))
+        clf = load_classifier("mobilenet", alpha=0.25, input_shape=(128, 128, 3),
+                              runtime=args.runtime)
         explainer = ImageExplainer(n_samples=args.num_samples)
         settings = BatchSettings(run_id="inproc", run_seed=0, output_root=str(work / "out-inproc"))
         for row in rows[:2]:
@@ -126,6 +145,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nlocal[2] / local[1] throughput               = {speedup:.2f}x  (target >= 1.7x)")
     print(f"job s/image (local[2]) / in-process s/image  = {ratio:.2f}x  (target <= 1.15x)")
     shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _compare_runtimes(args, job, build_session) -> int:
+    """local[2]: --runtime tensorflow against onnx, overlays and metrics off and on."""
+    runs = {(runtime, extras): [] for extras in (False, True)
+            for runtime in ("tensorflow", "onnx")}
+    for rep in range(args.repeats):
+        spark = build_session(app_name="bench-runtimes", master="local[2]",
+                              conf={"spark.ui.showConsoleProgress": "false"})
+        spark.sparkContext.setLogLevel("ERROR")
+        for runtime in ("tensorflow", "onnx"):
+            job(spark, "warmup.parquet", f"warm{rep}{runtime}", 2, runtime=runtime)
+        order = list(runs) if rep % 2 == 0 else list(runs)[::-1]
+        for runtime, extras in order:
+            seconds = job(spark, "input.parquet", f"b{rep}{runtime}{int(extras)}", 4,
+                          runtime=runtime, overlays=extras, metrics=extras)
+            runs[(runtime, extras)].append(seconds)
+            print(f"repeat {rep + 1}: {runtime} overlays+metrics={'on' if extras else 'off'} "
+                  f"{seconds:.1f}s", file=sys.stderr, flush=True)
+        spark.stop()
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    n = args.images
+    print(f"\nlocal[2], MobileNet v1 0.25 @128, {args.num_samples} samples, top 5 labels, "
+          f"{n} photos, medians of {args.repeats} runs (explain stage):")
+    print("| overlays + metrics | runtime | seconds | images/s |\n|---|---|---|---|")
+    for (runtime, extras), value in med.items():
+        print(f"| {'on' if extras else 'off'} | {runtime} | {value:.1f} | {n / value:.2f} |")
+    for extras in (False, True):
+        ratio = med[("tensorflow", extras)] / med[("onnx", extras)]
+        target = "  (target >= 2.5x)" if not extras else ""
+        print(f"images/s onnx / tensorflow, overlays+metrics {'on ' if extras else 'off'} = "
+              f"{ratio:.2f}x{target}")
     return 0
 
 

@@ -16,6 +16,8 @@ Modules, bottom up:
 * :mod:`~lime_spark.models.labels`: class names (ImageNet, a file, a list);
 * :mod:`~lime_spark.models.classifier`: the compiled :class:`Classifier`,
   :data:`ClassifierFn` and :func:`check_probabilities`;
+* :mod:`~lime_spark.models.onnx`: the fused function exported to ONNX, the
+  ONNX Runtime engine, and :func:`select_runtime` (``auto``'s probe);
 * :mod:`~lime_spark.models.loading`: :func:`load_classifier` from a file or
   an application name.
 """
@@ -24,6 +26,7 @@ from .applications import application_names, preprocess_function
 from .classifier import OUTPUT_ACTIVATIONS, Classifier, ClassifierFn, check_probabilities
 from .labels import imagenet_label_names, load_label_names
 from .loading import load_classifier, model_is_file
+from .onnx import RUNTIMES, export_onnx, select_runtime
 
 __all__ = [
     "ClassifierFn",
@@ -36,4 +39,7 @@ __all__ = [
     "check_probabilities",
     "model_is_file",
     "OUTPUT_ACTIVATIONS",
+    "RUNTIMES",
+    "export_onnx",
+    "select_runtime",
 ]

@@ -133,6 +133,14 @@ class Classifier:
     name : str, optional
     digest : str, optional
         Identifies the weights (``model_digest`` in the job's tables).
+
+    Attributes
+    ----------
+    runtime : {"tensorflow", "onnx"}
+        What predicts: the compiled TensorFlow functions, or ONNX Runtime on
+        the exported fused graph (:func:`lime_spark.models.select_runtime`).
+    runtime_reason : str or None
+        Why that runtime (``auto``'s probe result or its reason to refuse).
     jit : bool, default True
         Compile the element-wise preparation (mask gather, fill, preprocessing)
         with XLA; falls back to plain graphs where XLA is unavailable.
@@ -172,6 +180,57 @@ class Classifier:
         self.jit = bool(jit)
         self.trace_count = 0
         self._prepare_fn = self._masks_fn = self._model_fn = None
+        self.runtime = "tensorflow"
+        self.runtime_reason: str | None = None
+        self.onnx_bytes: bytes | None = None
+        self._onnx: Any = None
+
+    @classmethod
+    def from_onnx(cls, onnx_bytes: bytes, *, input_size: tuple[int, int], n_classes: int,
+                  input_channels: int = 3, preprocess: str | None = None,
+                  label_names: Sequence[str] | None = None, batch_size: int = 128,
+                  output_activation: str = "none", name: str = "model", digest: str,
+                  reason: str | None = None, threads: int | None = None) -> Classifier:
+        """A classifier that runs only its exported ONNX graph (an executor's copy).
+
+        It has no Keras model (``model`` is None): it predicts through ONNX
+        Runtime and cannot go back to TensorFlow.
+        """
+        self = cls.__new__(cls)
+        self.model = None
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.output_activation = check_one_of(
+            "output_activation", output_activation or "none", OUTPUT_ACTIVATIONS)
+        self._preprocess, self.preprocess_name = None, preprocess
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.input_channels = int(input_channels)
+        self._binary, self.n_classes = False, int(n_classes)
+        self.label_names = list(label_names) if label_names is not None else None
+        self.name, self._digest, self.jit, self.trace_count = name, digest, False, 0
+        self._prepare_fn = self._masks_fn = self._model_fn = None
+        self.runtime = "tensorflow"
+        self.use_onnx(onnx_bytes, reason, threads=threads)
+        return self
+
+    # -- runtime --------------------------------------------------------------
+    def use_onnx(self, onnx_bytes: bytes, reason: str | None, *, engine: Any = None,
+                 threads: int | None = None) -> None:
+        """Predict through ONNX Runtime on ``onnx_bytes`` (from :func:`export_onnx`)."""
+        from .onnx import BATCH_SIZE, OnnxEngine
+
+        self._onnx = engine or OnnxEngine(onnx_bytes, threads=threads,
+                                          batch_size=min(self.batch_size, BATCH_SIZE))
+        self.onnx_bytes = onnx_bytes
+        self.runtime, self.runtime_reason = "onnx", reason
+
+    def use_tensorflow(self, reason: str | None) -> None:
+        """Predict through the compiled TensorFlow functions (the Keras model)."""
+        if self.model is None:
+            raise ConfigurationError(
+                f"Classifier {self.name!r} holds only its ONNX graph; it cannot run on "
+                "TensorFlow")
+        self._onnx, self.onnx_bytes = None, None
+        self.runtime, self.runtime_reason = "tensorflow", reason
 
     # -- metadata ---------------------------------------------------------
     @property
@@ -295,6 +354,9 @@ class Classifier:
                 f"Expected a batch of images of shape (N, H, W, 3). Received: shape={images.shape}"
             )
         self._check_image_size(images.shape, "images")
+        if self._onnx is not None:
+            return check_probabilities(self._onnx.predict_images(images), images.shape[0],
+                                       self.n_classes).astype(np.float32)
         n, out = images.shape[0], []
         for start in range(0, n, self.batch_size):
             block = images[start:start + self.batch_size].astype(np.float32)
@@ -326,10 +388,13 @@ class Classifier:
         -------
         ndarray of shape (n_samples, n_classes), float32
         """
-        import tensorflow as tf
-
         self._check_image_size(np.shape(image), "image")
         n, k = design.shape
+        if self._onnx is not None:
+            probs = self._onnx.predict_design(image, fill_image, segments, design)
+            return check_probabilities(probs, n, self.n_classes).astype(np.float32)
+        import tensorflow as tf
+
         # rows padded to whole batches, columns to a multiple of 64 (one XLA shape)
         z = np.ones((-(-n // self.batch_size) * self.batch_size, -(-k // 64) * 64), np.float32)
         z[:n, :k] = design

@@ -20,6 +20,7 @@ from ..exceptions import ConfigurationError, ModelLoadError
 from .applications import application_names, find_application, infer_application_kwargs
 from .classifier import Classifier
 from .labels import load_label_names
+from .onnx import select_runtime
 
 __all__ = ["load_classifier", "model_is_file"]
 
@@ -128,8 +129,8 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
                     preprocess: str | Callable | None = "auto",
                     label_names: str | Sequence[str] | None = "auto", batch_size: int = 128,
                     output_activation: str = "none",
-                    input_size: tuple[int, int] | None = None,
-                    **application_kwargs: Any) -> Classifier:
+                    input_size: tuple[int, int] | None = None, runtime: str = "auto",
+                    gpu: bool | None = None, **application_kwargs: Any) -> Classifier:
     """Load a :class:`Classifier` from a model file or a ``keras.applications`` name.
 
     Parameters
@@ -152,6 +153,14 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
     batch_size : int, default 128
     output_activation : {"none", "softmax", "sigmoid"}
     input_size : (int, int), optional
+    runtime : {"auto", "tensorflow", "onnx"}, default "auto"
+        What runs the model (:func:`~lime_spark.models.select_runtime`):
+        ``auto`` uses ONNX Runtime on CPU when it agrees with TensorFlow on a
+        probe to 1e-4, else TensorFlow, and says why in
+        ``Classifier.runtime_reason``.
+    gpu : bool, optional
+        Whether the model will run on a GPU (for ``auto``); None looks at
+        this process' devices.
     **application_kwargs
         Passed to the application constructor (``alpha=0.25``,
         ``input_shape=(128, 128, 3)``, ...).
@@ -177,6 +186,8 @@ def load_classifier(model: str, *, weights: str | None = "imagenet",
         preprocess = loaded.auto_preprocess
     if label_names == "auto":
         label_names = loaded.auto_labels
-    return Classifier(loaded.net, preprocess=preprocess, label_names=load_label_names(label_names),
-                      batch_size=batch_size, output_activation=output_activation,
-                      input_size=input_size, name=loaded.name, digest=loaded.digest)
+    classifier = Classifier(loaded.net, preprocess=preprocess,
+                            label_names=load_label_names(label_names), batch_size=batch_size,
+                            output_activation=output_activation, input_size=input_size,
+                            name=loaded.name, digest=loaded.digest)
+    return select_runtime(classifier, runtime, gpu=gpu)

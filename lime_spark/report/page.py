@@ -226,8 +226,10 @@ def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: 
     n_samples = config.get("n_samples", config.get("num_samples"))   # num_samples: older runs
     digest = (model.get("digest") or "")[:12]
     name = model.get("name") or model_name
+    runtime = (model.get("runtime") or {}).get("used")
     facts = [
         f"model {name}" + (f" ({digest})" if digest else "") if name else None,
+        {"onnx": "on ONNX Runtime", "tensorflow": "on TensorFlow"}.get(runtime),
         f"{n_samples} samples per image" if n_samples else None,
         f"{config['segmentation']}, ~{config.get('n_superpixels')} superpixels"
         if config.get("segmentation") else None,

@@ -130,9 +130,11 @@ def explain_images(df: Any, model: Classifier | str, *,
 
     from ..models import load_classifier
     from .worker import RESULT_SCHEMA, explain_partitions
+    from .gpu import executors_have_gpus
     from .model_cache import ModelPayload
 
-    classifier = model if isinstance(model, Classifier) else load_classifier(model)
+    classifier = (model if isinstance(model, Classifier)
+                  else load_classifier(model, gpu=executors_have_gpus(df.sparkSession)))
     if explainer is None:
         explainer = ImageExplainer()
     elif isinstance(explainer, ExplainerConfig):
@@ -154,15 +156,17 @@ def explain_images(df: Any, model: Classifier | str, *,
 
     payload = ModelPayload.from_classifier(classifier)
     broadcast = df.sparkSession.sparkContext.broadcast(payload)
-    logger.info("model %s (%d MB as .keras, digest %s) broadcast to executors", payload.name,
-                len(payload.keras_bytes) // 2**20, payload.digest[:12])
+    logger.info("model %s (%.1f MB as %s, digest %s) broadcast to executors", payload.name,
+                payload.size / 2**20, "ONNX" if payload.runtime == "onnx" else ".keras",
+                payload.digest[:12])
     schema = _parse_datatype_string(RESULT_SCHEMA)
     arrow_schema = to_arrow_schema(schema)
-    model_key = payload.key
+    model_key, runtime = payload.key, payload.runtime
 
     def explain(batches):
         return explain_partitions(batches, broadcast=broadcast, model_key=model_key,
                                   settings=settings, explainer=explainer,
-                                  arrow_schema=arrow_schema, log_level=log_level)
+                                  arrow_schema=arrow_schema, log_level=log_level,
+                                  runtime=runtime)
 
     return rows.mapInArrow(explain, schema)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
-__all__ = ["pin_task_gpus", "task_cpus"]
+__all__ = ["pin_task_gpus", "task_cpus", "executors_have_gpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +64,15 @@ def task_cpus() -> int:
         return max(1, int(ctx.cpus())) if ctx is not None else 1
     except Exception:  # noqa: BLE001 - older TaskContexts lack cpus()
         return 1
+
+
+def executors_have_gpus(spark: Any) -> bool:
+    """Whether tasks of this session get GPUs (``spark.{task,executor}.resource.gpu.amount``)."""
+    conf = spark.sparkContext.getConf()
+    for key in ("spark.task.resource.gpu.amount", "spark.executor.resource.gpu.amount"):
+        try:
+            if float(conf.get(key, "0") or 0) > 0:
+                return True
+        except ValueError:
+            continue
+    return False

@@ -71,7 +71,7 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         staging = staging_uri(root, cfg.run_id, lock.token)
         remove_tree(staging_uri(root, cfg.run_id))      # what a dead job of this run left
         try:
-            classifier = _load_model(cfg)
+            classifier = _load_model(spark, cfg)
             images, duplicates = distinct_image_ids(read_image_list(spark, cfg))
             result, partitions = _explain(images, classifier, cfg, root, staging)
             summary = _write_and_publish(result.persist(), cfg, root, staging)
@@ -96,13 +96,15 @@ def _check(spark: Any, cfg: JobConfig) -> str:
     return root
 
 
-def _load_model(cfg: JobConfig) -> Any:
-    """Load the classifier on the driver and probe that it returns probabilities."""
+def _load_model(spark: Any, cfg: JobConfig) -> Any:
+    """Load the classifier on the driver, choose its runtime, probe that it returns probabilities."""
     from ..models import load_classifier
+    from .gpu import executors_have_gpus
 
     classifier = load_classifier(cfg.model, weights=cfg.weights, preprocess=cfg.preprocess,
                                  label_names=cfg.label_names, batch_size=cfg.batch_size,
-                                 output_activation=cfg.output_activation, **cfg.model_args)
+                                 output_activation=cfg.output_activation, runtime=cfg.runtime,
+                                 gpu=executors_have_gpus(spark), **cfg.model_args)
     check_classifier_outputs(classifier)
     return classifier
 
@@ -221,7 +223,9 @@ def _describe_run(spark: Any, cfg: JobConfig, classifier: Any,
                   "input_size": list(classifier.input_size),
                   "preprocess": classifier.preprocess_name
                   if isinstance(classifier.preprocess_name, str) else None,
-                  "n_classes": classifier.n_classes},
+                  "n_classes": classifier.n_classes,
+                  "runtime": {"used": classifier.runtime, "requested": cfg.runtime,
+                              "reason": classifier.runtime_reason}},
         "spark": {"master": spark.sparkContext.master, "version": spark.version,
                   "default_parallelism": spark.sparkContext.defaultParallelism},
         "config": redact_value(cfg.to_dict()),

@@ -61,22 +61,28 @@ def _configure_worker_logging(level: str) -> None:
 
 def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str,
                        settings: BatchSettings, explainer: ImageExplainer,
-                       arrow_schema: Any, log_level: str = "INFO") -> Iterator[Any]:
-    """``mapInArrow`` function: Arrow batches of input rows to batches of result rows."""
+                       arrow_schema: Any, log_level: str = "INFO",
+                       runtime: str = "tensorflow") -> Iterator[Any]:
+    """``mapInArrow`` function: Arrow batches of input rows to batches of result rows.
+
+    ``runtime`` is the payload's: with ``onnx`` the worker never imports
+    TensorFlow for the model, and ONNX Runtime gets ``spark.task.cpus`` threads.
+    """
     import pyarrow as pa
     from pyspark import TaskContext
 
     _configure_worker_logging(log_level)
     gpu = pin_task_gpus()
     threads = task_cpus()
-    import tensorflow as tf
+    if runtime == "tensorflow":
+        import tensorflow as tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:       # already set in this reused worker
-        pass
-    classifier, loaded = get_classifier(model_key, lambda: broadcast.value)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:       # already set in this reused worker
+            pass
+    classifier, loaded = get_classifier(model_key, lambda: broadcast.value, threads=threads)
     if loaded:
         _warm_up(classifier)
     ctx = TaskContext.get()

@@ -76,3 +76,23 @@ def test_explain_images_names_a_missing_column(spark, shapes):
     frame = spark.createDataFrame([("a.png",)], "file string")
     with pytest.raises(Exception, match="Expected a column 'path'"):
         explain_images(frame, load_classifier(shapes["model_path"], preprocess="none"))
+
+
+def test_runtime_travels_to_the_executors_and_both_runtimes_agree(spark, shapes, tmp_path):
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        write_png(path, shapes["images"][i])
+        paths.append((f"s{i}", str(path)))
+    frame = spark.createDataFrame(paths, "image_id string, path string")
+    explainer = ImageExplainer(ExplainerConfig(**OPTIONS))
+    by_runtime = {}
+    for runtime in ("tensorflow", "onnx"):
+        classifier = load_classifier(shapes["model_path"], preprocess="none", runtime=runtime)
+        rows = explain_images(frame, classifier, explainer=explainer, top_labels=1).collect()
+        assert {r["runtime"] for r in rows} == {runtime}
+        by_runtime[runtime] = {r["image_id"]: r for r in rows}
+    for image_id, tf_row in by_runtime["tensorflow"].items():
+        onnx_row = by_runtime["onnx"][image_id]
+        assert tf_row["top_label"] == onnx_row["top_label"]
+        assert abs(tf_row["top_prob"] - onnx_row["top_prob"]) <= 1e-4

@@ -99,6 +99,11 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
     on_disk = json.loads((out / "runs" / "run_id=r1" / "summary.json").read_text())
     assert on_disk["table_rows"] == {"images": 7, "explanations": 12, "features": len(features)}
     assert on_disk["config"]["n_samples"] == 200
+    # --runtime auto on CPU executors: the model ran on ONNX Runtime, and every row says so
+    runtime = on_disk["model"]["runtime"]
+    assert (runtime["used"], runtime["requested"]) == ("onnx", "auto")
+    assert "agrees with TensorFlow" in runtime["reason"]
+    assert set(images.runtime) == {"onnx"}
     assert on_disk["versions"]["pyspark"].startswith("4.")
 
 

@@ -34,7 +34,7 @@ def test_keras_file_round_trip_and_fixed_batches(tmp_path):
     model = _tiny_model()
     path = tmp_path / "tiny.keras"
     model.save(path)
-    clf = load_classifier(str(path), batch_size=8, labels=["a", "b", "c"])
+    clf = load_classifier(str(path), batch_size=8, labels=["a", "b", "c"], runtime="tensorflow")
     assert clf.input_size == (16, 16) and clf.n_classes == 3
     assert clf.label_name(2) == "c" and clf.name == "tiny.keras" and len(clf.digest) == 64
     images = _images(21)
@@ -44,6 +44,10 @@ def test_keras_file_round_trip_and_fixed_batches(tmp_path):
     for n in (3, 8, 1, 17):   # ragged sizes must not retrace
         np.testing.assert_allclose(clf(images[:n]), expected[:n], rtol=1e-5, atol=1e-6)
     assert clf.trace_count == traces == 2       # preparation + model
+    # the default runtime (auto, on this CPU: ONNX Runtime) predicts the same
+    auto = load_classifier(str(path), batch_size=8, label_names=["a", "b", "c"])
+    assert auto.runtime == "onnx"
+    np.testing.assert_allclose(auto(images), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_predict_design_equals_predicting_the_perturbed_images():
