@@ -42,7 +42,7 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
 
 def sample_design(n_samples: int, n_superpixels: int, *,
                  random_state: int | np.random.Generator | None = None) -> NDArray[np.uint8]:
-    """Draw the binary design matrix Z of superpixels kept (1) or hidden (0).
+    """Draw the design: a binary matrix of superpixels kept (1) or hidden (0).
 
     Parameters
     ----------

@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.models.split(","):
         print(f"{name}:", flush=True)
-        results[name] = _bench_model(name, args)
+        results[name] = r = _bench_model(name, args)
+        print(f"  {name}: onnx / floor = {r['onnx'] / r['floor']:.3f}, onnx / tf = "
+              f"{r['onnx'] / r['tf']:.3f} (medians)", flush=True)
     print(f"\n{args.n_samples} samples, top 5 labels, device {args.device}, ONNX Runtime "
           f"threads {args.threads}; seconds per explanation (medians)\n")
     print("| model | TF floor | TF explanation | ONNX explanation | ONNX / floor | target "

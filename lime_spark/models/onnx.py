@@ -74,6 +74,9 @@ def export_onnx(classifier: Classifier, *, opset: int = OPSET) -> bytes:
     """
     import tensorflow as tf
     import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     if classifier.model is None:
         raise ModelLoadError(
@@ -97,15 +100,27 @@ def export_onnx(classifier: Classifier, *, opset: int = OPSET) -> bytes:
         perturbed = tf.transpose(tf.where(keep, image, fill), (0, 2, 3, 1))  # (B, H, W, C)
         return classifier._predict(perturbed)
 
-    function = tf.function(fused, input_signature=signature)
+    quiet = [logging.getLogger(n) for n in ("tensorflow", "tf2onnx")]
+    levels = [log.level for log in quiet]
+    for log in quiet:                      # conversion chatter and TF v1 deprecation notes
+        log.setLevel(logging.ERROR)
     try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                 opset=opset, output_path=None)
+        # freeze first: every capture (variables, and constants such as a Normalization
+        # layer's mean, which tf2onnx.convert.from_function would leave as graph inputs)
+        # becomes a constant of the graph
+        concrete = tf.function(fused, input_signature=signature).get_concrete_function()
+        frozen = convert_variables_to_constants_v2(concrete)
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+            output_names=[t.name for t in frozen.outputs], opset=opset)
     except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything for unsupported ops
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelLoadError(
             f"Could not convert the model {classifier.name!r} to ONNX (tf2onnx, opset "
             f"{opset}): {type(exc).__name__}: {first}") from exc
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
     unsupported = _unsupported_ops(proto)
     if unsupported:
         raise ModelLoadError(
@@ -161,8 +176,7 @@ class OnnxEngine:
                 f"ONNX Runtime could not load the exported model: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
         names = {i.name.split(":")[0]: i.name for i in self.session.get_inputs()}
-        missing = [n for n in _INPUTS if n not in names]
-        if missing:
+        if sorted(names) != sorted(_INPUTS):
             raise ModelLoadError(
                 f"Expected an exported graph with inputs {list(_INPUTS)}. Received inputs "
                 f"{sorted(names)}")
