@@ -14,6 +14,7 @@ The segmenter adapter lives beside the segmenters, in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,7 +25,8 @@ from .images import to_rgb_array
 from .models import Classifier, ClassifierFn, check_probabilities
 from .perturb import iter_perturbed
 
-__all__ = ["DesignPredictor", "FunctionClassifier", "as_design_predictor", "check_image"]
+__all__ = ["DesignPredictor", "FunctionClassifier", "as_design_predictor", "check_image",
+           "predict_design", "Checkpoint"]
 
 
 def check_image(image: Any) -> NDArray:
@@ -118,3 +120,49 @@ def as_design_predictor(classifier: Classifier | ClassifierFn | DesignPredictor,
             f"probabilities. Received: {type(classifier).__name__}"
         )
     return FunctionClassifier(classifier, batch_size=batch_size)
+
+
+Checkpoint = Callable[[str], None]
+"""Called between the steps of one explanation with the step's name; raises to abort it."""
+
+
+def predict_design(classifier: Classifier | ClassifierFn | DesignPredictor, image: NDArray,
+                   fill_image: NDArray, segments: NDArray, design: NDArray, *,
+                   batch_size: int, checkpoint: Checkpoint | None = None) -> NDArray:
+    """Probabilities of the perturbed images of every design row.
+
+    The classifier is adapted once by
+    :func:`~lime_spark.adapters.as_design_predictor` and then called through
+    ``predict_design`` only: a :class:`Classifier` builds the images inside its
+    compiled function; a plain callable (lime's ``classifier_fn``) gets numpy
+    batches of at most ``batch_size`` images, in the image's dtype.
+
+    Parameters
+    ----------
+    classifier : Classifier, callable or DesignPredictor
+    image, fill_image : ndarray of shape (H, W, 3)
+    segments : ndarray of shape (H, W), int, ids 0..K-1
+    design : ndarray of shape (n_samples, K), 0/1
+    batch_size : int
+        Images per call of a plain callable (a Classifier keeps its own).
+    checkpoint : callable, optional
+        Called with ``"predict batch i/n"`` before every model batch (the
+        predictor is then called one batch at a time, with the same batches
+        and so the same results); raise from it to stop early, e.g. at a
+        deadline.  A running batch is never interrupted.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_classes)
+    """
+    predictor = as_design_predictor(classifier, batch_size=batch_size)
+    if checkpoint is None:
+        return predictor.predict_design(image, fill_image, segments, design)
+    step = predictor.batch_size
+    n_batches = -(-design.shape[0] // step)
+    out = []
+    for i, start in enumerate(range(0, design.shape[0], step), start=1):
+        checkpoint(f"predict batch {i}/{n_batches}")
+        out.append(predictor.predict_design(image, fill_image, segments,
+                                           design[start:start + step]))
+    return np.concatenate(out)

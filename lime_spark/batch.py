@@ -366,7 +366,7 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
     """
     started = time.perf_counter()
     deadline = _Deadline(settings.image_timeout, started)
-    state = _ImageState(record, _image_id(record), base_row(classifier, explainer), started)
+    state = _ImageState(record, _image_id(record), base_row(classifier), started)
     try:
         if settings.overlays:
             state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,

@@ -12,20 +12,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .adapters import DesignPredictor, as_design_predictor, check_image
+from .adapters import Checkpoint, as_design_predictor, check_image, predict_design
 from .exceptions import ConfigurationError
 from .models import Classifier, ClassifierFn
-from .options import Int, MappingOf, OneOf, Optional, Real, canonical_names, option, validate
+from .adaptive import sample_and_predict
+from .options import (Int, IntOrAuto, MappingOf, OneOf, Optional, Real, canonical_names, option,
+                      validate)
 from .perturb import FillSpec, make_fill
-from .sampling import as_generator, sample_design
+from .sampling import SAMPLINGS, as_generator
 from .segmentation import SEGMENTERS, check_segments, segment_image
-from .surrogate import FEATURE_SELECTIONS, cosine_distances, fit_surrogate, kernel_weights
+from .surrogate import FEATURE_SELECTIONS, fit_surrogate
 
 __all__ = [
     "DEFAULT_FILL",
@@ -56,9 +58,21 @@ class ExplainerConfig:
     n_superpixels: int = option(50, "target number of superpixels (R lime's default)", Int(2))
     segmentation_params: dict = option(
         {}, "extra segmenter parameters, e.g. {compactness: 20}", MappingOf())
-    n_samples: int = option(
-        1000, "perturbed images per explanation, the original included", Int(2),
-        aliases=("num_samples",))
+    n_samples: int | str = option(
+        "auto", "perturbed images per explanation, the original included; auto: from "
+        "min_samples, a batch at a time, until the top superpixels are stable (at most "
+        "max_samples)", IntOrAuto(2), aliases=("num_samples",))
+    max_samples: int = option(1000, "n_samples=auto: most perturbed images", Int(2))
+    min_samples: int = option(256, "n_samples=auto: fewest perturbed images", Int(2))
+    sampling: str = option(
+        "paired", "design rows: paired (each mask with its complement) or independent "
+        "(Python lime's)", OneOf(SAMPLINGS))
+    delta: float = option(
+        0.05, "n_samples=auto stops when every label's top superpixels are the true ones "
+        "with probability >= 1 - delta", Real(0, exclusive=True))
+    tie_tolerance: float = option(
+        0.1, "superpixels whose weights differ by less than this share of the largest "
+        "|weight| may trade places in the stability rule", Real(0))
     batch_size: int = option(
         128, "images per model call (fixed shape, last batch padded)", Int(1))
     fill: Any = option(
@@ -76,6 +90,12 @@ class ExplainerConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.min_samples > self.max_samples:
+            raise ConfigurationError(
+                f"Expected min_samples <= max_samples. Received: min_samples="
+                f"{self.min_samples}, max_samples={self.max_samples}")
+        if self.delta >= 1:
+            raise ConfigurationError(f"Expected delta < 1. Received: delta={self.delta!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +122,13 @@ class ImageExplanation:
     label_names : list of str or None
     seed : int or None
     seconds : float
+    n_samples : int
+        Perturbed images used, the original included (with ``n_samples="auto"``
+        at most ``max_samples``).
+    stability : dict label -> float
+        Estimated probability that the label's reported top superpixels
+        (``num_features`` or 5, by weight) are the true ones
+        (:mod:`lime_spark.stability`).
     """
 
     image: NDArray
@@ -116,6 +143,8 @@ class ImageExplanation:
     label_names: list[str] | None = None
     seed: int | None = None
     seconds: float = 0.0
+    n_samples: int = 0
+    stability: dict[int, float] = field(default_factory=dict)
 
     @property
     def n_superpixels(self) -> int:
@@ -184,52 +213,6 @@ class ImageExplanation:
         return temp, mask
 
 
-Checkpoint = Callable[[str], None]
-"""Called between the steps of one explanation with the step's name; raises to abort it."""
-
-
-def predict_design(classifier: Classifier | ClassifierFn | DesignPredictor, image: NDArray,
-                   fill_image: NDArray, segments: NDArray, design: NDArray, *,
-                   batch_size: int, checkpoint: Checkpoint | None = None) -> NDArray:
-    """Probabilities of the perturbed images of every design row.
-
-    The classifier is adapted once by
-    :func:`~lime_spark.adapters.as_design_predictor` and then called through
-    ``predict_design`` only: a :class:`Classifier` builds the images inside its
-    compiled function; a plain callable (lime's ``classifier_fn``) gets numpy
-    batches of at most ``batch_size`` images, in the image's dtype.
-
-    Parameters
-    ----------
-    classifier : Classifier, callable or DesignPredictor
-    image, fill_image : ndarray of shape (H, W, 3)
-    segments : ndarray of shape (H, W), int, ids 0..K-1
-    design : ndarray of shape (n_samples, K), 0/1
-    batch_size : int
-        Images per call of a plain callable (a Classifier keeps its own).
-    checkpoint : callable, optional
-        Called with ``"predict batch i/n"`` before every model batch (the
-        predictor is then called one batch at a time, with the same batches
-        and so the same results); raise from it to stop early, e.g. at a
-        deadline.  A running batch is never interrupted.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_classes)
-    """
-    predictor = as_design_predictor(classifier, batch_size=batch_size)
-    if checkpoint is None:
-        return predictor.predict_design(image, fill_image, segments, design)
-    step = predictor.batch_size
-    n_batches = -(-design.shape[0] // step)
-    out = []
-    for i, start in enumerate(range(0, design.shape[0], step), start=1):
-        checkpoint(f"predict batch {i}/{n_batches}")
-        out.append(predictor.predict_design(image, fill_image, segments,
-                                           design[start:start + step]))
-    return np.concatenate(out)
-
-
 class ImageExplainer:
     """Explain image classifiers with LIME.
 
@@ -244,9 +227,20 @@ class ImageExplainer:
     n_superpixels : int, default 50
     segmentation_params : dict, optional
         Extra parameters of the segmenter (unknown names are an error).
-    n_samples : int, default 1000
+    n_samples : int or "auto", default "auto"
         Perturbed images per explanation, the original included
-        (``num_samples``, lime's name, is accepted too).
+        (``num_samples``, lime's name, is accepted too).  ``auto`` predicts
+        ``min_samples`` rows, then a batch at a time, and stops when every
+        explained label's top superpixels are stable
+        (:mod:`lime_spark.adaptive`), after ``max_samples`` at the most.
+    max_samples, min_samples : int, default 1000 and 256
+    sampling : {"paired", "independent"}, default "paired"
+        ``paired`` uses every mask together with its complement;
+        ``independent`` is Python lime's design.
+    delta : float, default 0.05
+        ``auto`` stops once the estimated probability that the reported top
+        superpixels are the true ones is at least ``1 - delta``.
+    tie_tolerance : float, default 0.1
     batch_size : int, default 128
         Images per classifier call.
     fill : str, number, (r, g, b) or callable, default ``"median"``
@@ -346,34 +340,19 @@ class ImageExplainer:
                                      random_state=seg_seed, **cfg.segmentation_params)
         else:
             segments = check_segments(segments, image.shape)
-        n_superpixels = int(segments.max()) + 1
-        design = sample_design(cfg.n_samples, n_superpixels, random_state=rng)
         fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
-        probs = predict_design(predictor, image, fill_image, segments, design,
-                               batch_size=cfg.batch_size, checkpoint=checkpoint)
+
+        def choose_labels(original: NDArray) -> tuple[list[int], list[int]]:
+            return _explained_labels(original, top_labels, labels)
+
+        run = sample_and_predict(predictor, image, fill_image, segments, config=cfg, rng=rng,
+                                 choose_labels=choose_labels, checkpoint=checkpoint)
         if checkpoint is not None:
             checkpoint("fit")
-        n_classes = probs.shape[1]
-        top = [int(x) for x in np.argsort(probs[0])[-top_labels:][::-1]] if top_labels else []
-        if labels is not None:
-            explained = [int(x) for x in labels]
-            bad = [x for x in explained if not 0 <= x < n_classes]
-            if bad:
-                raise ConfigurationError(
-                    f"Expected labels in 0..{n_classes - 1} (the classifier's classes). "
-                    f"Received: labels={list(labels)}"
-                )
-        else:
-            if not top:
-                raise ConfigurationError(
-                    "Expected top_labels >= 1 or a list of labels. "
-                    f"Received: top_labels={top_labels!r}, labels=None"
-                )
-            explained = top
-        kernel = kernel_weights(cosine_distances(design), cfg.kernel_width)
-        fits = fit_surrogate(design, probs[:, explained], kernel, alpha=cfg.alpha,
-                             feature_selection=cfg.feature_selection,
+        fits = fit_surrogate(run.design, run.probs[:, run.explained], run.kernel,
+                             alpha=cfg.alpha, feature_selection=cfg.feature_selection,
                              num_features=cfg.num_features)
+        explained, top, probs = run.explained, run.top, run.probs
         label_names = getattr(classifier, "label_names", None)
         return ImageExplanation(
             image=image, segments=segments, top_labels=top,
@@ -383,4 +362,24 @@ class ImageExplainer:
             local_pred={lab: fit.local_pred for lab, fit in zip(explained, fits)},
             predictions=np.asarray(probs[0], dtype=np.float64), fill_image=fill_image,
             label_names=label_names, seed=seed if isinstance(seed, int) else None,
-            seconds=time.perf_counter() - started)
+            seconds=time.perf_counter() - started, n_samples=int(run.design.shape[0]),
+            stability=run.stability)
+
+
+def _explained_labels(original: NDArray, top_labels: int | None,
+                      labels: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """(top labels, labels to explain) from the original image's probabilities."""
+    n_classes = original.shape[0]
+    top = [int(x) for x in np.argsort(original)[-top_labels:][::-1]] if top_labels else []
+    if labels is not None:
+        explained = [int(x) for x in labels]
+        if any(not 0 <= x < n_classes for x in explained):
+            raise ConfigurationError(
+                f"Expected labels in 0..{n_classes - 1} (the classifier's classes). "
+                f"Received: labels={list(labels)}")
+        return top, explained
+    if not top:
+        raise ConfigurationError(
+            "Expected top_labels >= 1 or a list of labels. "
+            f"Received: top_labels={top_labels!r}, labels=None")
+    return top, top

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .explainer import ImageExplainer, ImageExplanation, predict_design
+from .adapters import predict_design
+from .explainer import ImageExplainer, ImageExplanation
 from .models import Classifier, ClassifierFn
 
 __all__ = ["superpixel_order", "deletion_insertion_curves", "deletion_insertion_auc",

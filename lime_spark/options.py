@@ -19,8 +19,8 @@ from typing import Any
 from ._validation import check_int, check_one_of, check_real
 from .exceptions import ConfigurationError
 
-__all__ = ["option", "validate", "job_fields", "canonical_names", "Int", "Real", "OneOf", "Bool",
-           "MappingOf", "Optional"]
+__all__ = ["option", "validate", "job_fields", "canonical_names", "Int", "IntOrAuto", "Real",
+           "OneOf", "Bool", "MappingOf", "Optional"]
 
 Constraint = Callable[[str, Any], Any]
 """Checks ``(name, value)`` and raises ConfigurationError (the check_* style)."""
@@ -28,6 +28,13 @@ Constraint = Callable[[str, Any], Any]
 
 def Int(minimum: int | None = None, maximum: int | None = None) -> Constraint:
     return lambda name, value: check_int(name, value, minimum=minimum, maximum=maximum)
+
+
+def IntOrAuto(minimum: int | None = None) -> Constraint:
+    """An int (>= minimum) or the string ``"auto"``."""
+    def check(name: str, value: Any) -> Any:
+        return value if value == "auto" else check_int(name, value, minimum=minimum)
+    return check
 
 
 def Real(minimum: float | None = None, *, exclusive: bool = False) -> Constraint:

@@ -19,7 +19,7 @@ from .tables import IMAGE_COLUMNS
 
 if TYPE_CHECKING:
     from .batch import ImageRecord
-    from .explainer import ImageExplainer, ImageExplanation
+    from .explainer import ImageExplanation
     from .models import Classifier
 
 __all__ = ["base_row", "error_row", "ok_row", "explanation_rows", "feature_rows", "pixel_stats"]
@@ -31,12 +31,11 @@ PixelStats = dict[int, tuple[int, int, int, int, int]]
 """Superpixel id -> (pixel count, x0, y0, x1, y1) at the original size."""
 
 
-def base_row(classifier: Classifier, explainer: ImageExplainer) -> dict[str, Any]:
-    """An ``images`` row with the run's model and sampling values, everything else null."""
+def base_row(classifier: Classifier) -> dict[str, Any]:
+    """An ``images`` row with the run's model values, everything else null."""
     base = dict.fromkeys(IMAGE_COLUMNS)
     base.update(model_name=classifier.name, model_digest=classifier.digest,
-                runtime=getattr(classifier, "runtime", "python"),
-                n_samples=explainer.config.n_samples)
+                runtime=getattr(classifier, "runtime", "python"))
     return base
 
 
@@ -58,7 +57,8 @@ def ok_row(record: ImageRecord, image_id: str, explanation: ImageExplanation,
     top = explanation.top_labels[0]
     return {**base, "image_id": image_id, "path": record.path,
             "expected_label": record.expected_label, "status": "ok",
-            "n_superpixels": explanation.n_superpixels, "top_label": int(top),
+            "n_superpixels": explanation.n_superpixels, "n_samples": explanation.n_samples,
+            "top_label": int(top),
             "top_label_name": classifier.label_name(top),
             "top_prob": float(explanation.predictions[top])}
 
@@ -82,7 +82,8 @@ def explanation_rows(image_id: str, explanation: ImageExplanation, classifier: C
              "local_pred": float(explanation.local_pred[label][0]),
              "deletion_auc": deletion if label == top else None,
              "insertion_auc": insertion if label == top else None,
-             "overlay_uri": overlay_uris.get(label)}
+             "overlay_uri": overlay_uris.get(label),
+             "stability": float(explanation.stability[label])}
             for rank, label in enumerate(explanation.labels, start=1)]
 
 

@@ -121,8 +121,9 @@ IMAGES = Table("images", "input row, errors included", (
            "the original image's height in pixels; null when it could not be decoded"),
     Column("n_superpixels", "INT", True,
            f"superpixels the image was split into (at the model's input size); {_NO_ERROR}"),
-    Column("n_samples", "INT", False,
-           "perturbed images per explanation (`--n-samples`, the original included)"),
+    Column("n_samples", "INT", True,
+           "perturbed images the explanation used, the original included (`--n-samples`; "
+           f"with `auto` at most `--max-samples`); {_NO_ERROR}"),
     Column("top_label", "INT", True,
            f"the class the model gives the highest probability; {_NO_ERROR}"),
     Column("top_label_name", "STRING", True,
@@ -165,6 +166,10 @@ EXPLANATIONS = Table("explanations", "ok image x explained label", (
            "`--metrics false`"),
     Column("overlay_uri", "STRING", True,
            "the label's overlay PNG under `overlays/`; null with `--overlays false`"),
+    Column("stability", "DOUBLE", False,
+           "estimated probability that the label's top superpixels (`--num-features` or 5, "
+           "by weight) are the true ones; below 1 - `--delta` (0.95): unstable, more samples "
+           "would change them"),
 ))
 
 FEATURES = Table("features", "image x explained label x superpixel in its surrogate (all of "

@@ -90,14 +90,16 @@ def export_onnx(classifier: Classifier, *, opset: int = OPSET) -> bytes:
 
     def fused(design, segments, image, fill):
         # perturb_tensor's gather and select, in channels-first layout: preprocessing is
-        # per pixel, so it runs on the one image and fill before the select; the select
-        # broadcasts over whole H x W planes (fast in ONNX Runtime, unlike a broadcast
-        # over the channel axis), and the transposes cancel against the one tf2onnx puts
-        # in front of the first convolution
-        keep = tf.gather(design, segments, axis=1)[:, None] > 0.5            # (B, 1, H, W)
+        # per pixel, so it runs on the one image and fill before the select; the select,
+        # fill + keep * (image - fill) with keep 0/1, is two passes that broadcast over
+        # whole H x W planes (fast in ONNX Runtime, unlike a broadcast over the channel
+        # axis); the transposes cancel against the one tf2onnx puts in front of the first
+        # convolution.  Where keep is 1 the pixel may differ from the image's by one
+        # rounding of the preprocessed value (float32), far below the 1e-4 agreement.
+        keep = tf.gather(design, segments, axis=1)[:, None]                  # (B, 1, H, W)
         image = tf.transpose(classifier._prepare(image), (0, 3, 1, 2))       # (1|B, C, H, W)
         fill = tf.transpose(classifier._prepare(fill), (0, 3, 1, 2))
-        perturbed = tf.transpose(tf.where(keep, image, fill), (0, 2, 3, 1))  # (B, H, W, C)
+        perturbed = tf.transpose(fill + keep * (image - fill), (0, 2, 3, 1))  # (B, H, W, C)
         return classifier._predict(perturbed)
 
     quiet = [logging.getLogger(n) for n in ("tensorflow", "tf2onnx")]

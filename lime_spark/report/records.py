@@ -36,7 +36,7 @@ _IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class",
                   "top_label", "top_label_name", "top_prob", "seconds", "model_name",
                   "model_digest", "seed")
 _EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_prob",
-                        "model_r2", "deletion_auc", "insertion_auc", "overlay_uri")
+                        "model_r2", "deletion_auc", "insertion_auc", "overlay_uri", "stability")
 _FEATURE_COLUMNS = ("image_id", "label", "feature_weight", "pixel_count")
 
 
@@ -52,6 +52,7 @@ class LabelRecord:
     name: str | None            # the class name
     prob: float | None          # the model's probability of the label
     fit: float | None           # explanation fit: the local model's weighted R^2 (model_r2)
+    stability: float | None = None   # estimated probability its top superpixels are the true ones
 
 
 @dataclass
@@ -76,6 +77,9 @@ class ImageRecord:
     width: int | None
     height: int | None
     n_superpixels: int | None
+    n_samples: int | None           # perturbed images the explanation used
+    stability: float | None         # the least stable explained label's stability
+    unstable: bool                  # some label's stability is below 1 - delta
     seconds: float | None           # time the job spent on the image
     fit: float | None               # explanation fit of the top label
     deletion_auc: float | None      # of the top label
@@ -269,7 +273,8 @@ def _top_area(features: Any, explanations: Any, images: Any, k: int) -> dict[str
 
 
 def _record(order: int, row: dict[str, Any], image_id: str, key: str,
-            labels: list[dict[str, Any]], areas: dict[str, float]) -> ImageRecord:
+            labels: list[dict[str, Any]], areas: dict[str, float],
+            stable_at: float) -> ImageRecord:
     """The card of one ``images`` row (its id and safe key) and its explanations (rank order)."""
     status = "ok" if row["status"] == "ok" else "error"
     expected = _text(row["expected_label"])
@@ -281,6 +286,8 @@ def _record(order: int, row: dict[str, Any], image_id: str, key: str,
             if _same_label(expected, _text(lab["label_name"])):
                 expected_rank = _int(lab["label_rank"])
                 break
+    stabilities = [v for v in (_num(lab.get("stability")) for lab in labels) if v is not None]
+    least = min(stabilities) if stabilities else None
     record = ImageRecord(
         order=order, id=image_id, folder=quote(key, safe=""), status=status,
         path=_text(row["path"], _MAX_PATH), original_link=original_link(_text(row["path"])),
@@ -288,24 +295,29 @@ def _record(order: int, row: dict[str, Any], image_id: str, key: str,
         mismatch=bool(status == "ok" and expected is not None
                       and not _same_label(expected, predicted)),
         expected_rank=expected_rank, width=_int(row["width"]), height=_int(row["height"]),
-        n_superpixels=_int(row["n_superpixels"]), seconds=_num(row["seconds"], 2),
+        n_superpixels=_int(row["n_superpixels"]), n_samples=_int(row["n_samples"]),
+        stability=least, unstable=bool(least is not None and least < stable_at),
+        seconds=_num(row["seconds"], 2),
         fit=_num(top.get("model_r2")), deletion_auc=_num(top.get("deletion_auc")),
         insertion_auc=_num(top.get("insertion_auc")), area=_num(areas.get(image_id), 3),
         labels=[LabelRecord(_int(lab["label"]), _text(lab["label_name"]),
-                            _num(lab["label_prob"]), _num(lab["model_r2"])) for lab in labels])
+                            _num(lab["label_prob"]), _num(lab["model_r2"]),
+                            _num(lab.get("stability"))) for lab in labels])
     if status == "error":
         record.error_class = _text(row["error_class"])
         record.error_message = _text(row["error_message"], _MAX_MESSAGE)
     return record
 
 
-def build_images(root: str, run_id: str, tables: RunTables) -> list[ReportImage]:
+def build_images(root: str, run_id: str, tables: RunTables, *,
+                 stable_at: float = 0.95) -> list[ReportImage]:
     """One :class:`ReportImage` per row of the ``images`` table, in input order.
 
     An ok image's thumbnail sources are its original, its superpixels
     (``overlays/run_id=R/KEY/segments.png``) and each label's overlay; a failed
     image has none: its original is never read again (decoding may be what
-    refused it).
+    refused it).  ``stable_at`` is the run's ``1 - delta``: an image with a label
+    below it is marked unstable.
     """
     run = f"run_id={run_id}"
     by_image: dict[str, list[dict[str, Any]]] = {}
@@ -319,7 +331,8 @@ def build_images(root: str, run_id: str, tables: RunTables) -> list[ReportImage]
         ok = row["status"] == "ok"
         labels = by_image.get(image_id, []) if ok else []
         key = safe_key(image_id)
-        image = ReportImage(_record(order, row, image_id, key, labels, tables.areas), key)
+        image = ReportImage(_record(order, row, image_id, key, labels, tables.areas,
+                                    stable_at), key)
         path = _text(row["path"])
         if ok:
             if path:

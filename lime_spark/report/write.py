@@ -106,7 +106,8 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
                     budget=share)
 
     tables = read_run(root, run_id, overlay_features=overlay_features)
-    entries = build_images(root, run_id, tables)
+    entries = build_images(root, run_id, tables,
+                           stable_at=1.0 - float(config.get("delta") or 0.05))
     outlines = (outline_colours() if config.get("overlay_display", "outline") == "outline"
                 else ())
     folder = join_uri(root, "report", f"run_id={run_id}")

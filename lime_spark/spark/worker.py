@@ -98,7 +98,7 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
                 result = explain_record(record, classifier=classifier, explainer=explainer,
                                         settings=settings)
             else:
-                result = _bad_text_result(record, bad_text, base_row(classifier, explainer))
+                result = _bad_text_result(record, bad_text, base_row(classifier))
             counts[result.image["status"]] += 1
             rows.append({**result.image, "explanations": result.explanations,
                          "features": result.features, "_worker_pid": pid,

@@ -65,7 +65,8 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
     assert err.image_id.tolist() == ["broken"]
     assert err.error_class.tolist() == ["InvalidImageError"]
     assert "broken.jpg" not in err.error_message.iloc[0] or err.error_message.iloc[0]
-    assert (ok.width == 64).all() and (ok.n_samples == 200).all()
+    assert (ok.width == 64).all() and (ok.n_samples == 200).all()   # a fixed budget, all used
+    assert err.n_samples.isna().all()
     assert set(ok.top_label_name) <= set(SHAPE_CLASSES)
     # the trained model gets the held-out shapes right
     assert (ok.top_label_name == ok.expected_label).mean() >= 5 / 6
@@ -76,6 +77,7 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
     assert sorted(explanations.label_rank.unique()) == [1, 2]
     top = explanations[explanations.label_rank == 1]
     assert top.deletion_auc.notna().all() and top.insertion_auc.notna().all()
+    assert explanations.stability.between(0, 1).all()
     assert explanations[explanations.label_rank == 2].deletion_auc.isna().all()
     for uri in explanations.overlay_uri:
         with Image.open(uri) as im:
@@ -110,8 +112,16 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
 def test_partitioning_does_not_change_results_and_reruns_replace(spark, shapes, tmp_path):
     input_uri = _dataset(tmp_path, shapes, 5)
     out = tmp_path / "out"
-    _run(spark, shapes, input_uri, out, run_id="p1", partitions=1)
-    _run(spark, shapes, input_uri, out, run_id="p3", partitions=3)
+    # n_samples=auto: how many samples each image used depends only on its rows, which
+    # depend only on (run seed, image id), not on the partitioning
+    auto = {"n_samples": "auto", "min_samples": 64, "max_samples": 256, "batch_size": 32}
+    _run(spark, shapes, input_uri, out, run_id="p1", partitions=1, **auto)
+    _run(spark, shapes, input_uri, out, run_id="p3", partitions=3, **auto)
+    used = duckdb.sql("select run_id, image_id, n_samples from read_parquet("
+                      f"'{out}/images/*/*.parquet', hive_partitioning=true)").df()
+    assert used.n_samples.between(64, 256).all()
+    assert (used[used.run_id == "p1"].sort_values("image_id").n_samples.tolist()
+            == used[used.run_id == "p3"].sort_values("image_id").n_samples.tolist())
     q = ("select run_id, image_id, label, feature, feature_weight from "
          f"read_parquet('{out}/features/*/*.parquet', hive_partitioning=true)")
     rows = duckdb.sql(q).df()

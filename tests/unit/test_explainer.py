@@ -214,7 +214,7 @@ def test_end_to_end_parity_with_python_lime(mobilenet):
     from lime.lime_image import LimeImageExplainer
 
     segments = ImageExplainer().segment(CHELSEA)
-    ours = ImageExplainer(fill="mean", n_samples=4000, random_state=0).explain(
+    ours = ImageExplainer(fill="mean", n_samples=4000, sampling="independent", random_state=0).explain(
         CHELSEA, mobilenet, top_labels=3, segments=segments)
     theirs = LimeImageExplainer(random_state=0).explain_instance(
         CHELSEA, mobilenet, top_labels=3, hide_color=None, num_samples=4000,

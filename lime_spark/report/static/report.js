@@ -55,6 +55,7 @@
     "-del": function (r) { return r.deletion_auc === null ? null : -r.deletion_auc; },
     ins: function (r) { return r.insertion_auc; },
     "-sec": function (r) { return r.seconds === null ? null : -r.seconds; },
+    stab: function (r) { return r.stability; },
     input: function (r) { return r.order; }
   };
   function compare(key) {
@@ -83,6 +84,7 @@
     view = IMAGES.filter(function (r) {
       if (state.filter === "error" && r.status !== "error") { return false; }
       if (state.filter === "mismatch" && !r.mismatch) { return false; }
+      if (state.filter === "unstable" && !r.unstable) { return false; }
       return matches(r, q);
     });
     view.sort(compare(state.sort));
@@ -130,6 +132,9 @@
       meta.appendChild(el("span", "badge error", "error"));
     } else if (r.mismatch) {
       meta.appendChild(el("span", "badge mismatch", "mismatch"));
+      if (r.unstable) { meta.appendChild(el("span", "badge unstable", "unstable")); }
+    } else if (r.unstable) {
+      meta.appendChild(el("span", "badge unstable", "unstable"));
     } else if (r.expected !== null) {
       meta.appendChild(el("span", "badge", "match"));
     } else {
@@ -145,6 +150,9 @@
       fact(dl, "insertion AUC", fmt(r.insertion_auc, 3));
       fact(dl, "area", pct(r.area));
       fact(dl, "superpixels", r.n_superpixels === null ? "n/a" : r.n_superpixels);
+      fact(dl, "samples", r.n_samples === null ? "n/a" : r.n_samples);
+      fact(dl, "stability", r.stability === null ? "n/a" : fmt(r.stability, 2),
+           r.unstable ? "fit-low" : "");
     }
     if (r.width) { fact(dl, "size", r.width + " \u00d7 " + r.height); }
     if (r.seconds !== null) { fact(dl, "seconds", fmt(r.seconds, 2)); }
@@ -180,7 +188,9 @@
         var isExpected = r.expected !== null && r.expected_rank === i + 1;
         panels.appendChild(panel(r, String(l.label), base + l.label + ".png",
           ["#" + (i + 1) + " " + (l.name === null ? l.label : l.name),
-           "p " + fmt(l.prob, 2) + " \u00b7 fit " + fmt(l.fit, 2) + (isExpected ? " \u00b7 expected" : "")],
+           "p " + fmt(l.prob, 2) + " \u00b7 fit " + fmt(l.fit, 2) +
+           (l.stability === null || l.stability === undefined ? "" : " \u00b7 stable " + fmt(l.stability, 2)) +
+           (isExpected ? " \u00b7 expected" : "")],
           isExpected ? "expected" : ""));
       });
     }
@@ -235,7 +245,7 @@
         try { params[part.slice(0, i)] = decodeURIComponent(part.slice(i + 1)); } catch (e) { /* ignore */ }
       }
     });
-    if (["all", "mismatch", "error"].indexOf(params.filter) >= 0) { state.filter = params.filter; }
+    if (["all", "mismatch", "unstable", "error"].indexOf(params.filter) >= 0) { state.filter = params.filter; }
     if (params.sort && (KEYS[params.sort] || params.sort === "id")) { state.sort = params.sort; }
     if (params.q) { state.q = params.q; }
     var size = parseInt(params.size, 10);
@@ -272,9 +282,10 @@
   document.getElementById("prev2").addEventListener("click", go(-1));
   document.getElementById("next2").addEventListener("click", go(1));
 
-  var counts = {all: IMAGES.length, mismatch: 0, error: 0};
+  var counts = {all: IMAGES.length, mismatch: 0, unstable: 0, error: 0};
   IMAGES.forEach(function (r) {
     if (r.mismatch) { counts.mismatch++; }
+    if (r.unstable) { counts.unstable++; }
     if (r.status === "error") { counts.error++; }
   });
   for (var j = 0; j < buttons.length; j++) {
