@@ -68,7 +68,7 @@ CASES = {
                           False),
     "unknown key in --config": (["--config", "{yaml}"], "Unknown option(s) ['num_sampels']",
                                 False),
-    "value out of range": (["--num-samples", "1"], "num_samples", False),
+    "value out of range": (["--num-samples", "1"], "n_samples", False),
     "missing --model": (["--model", "null"], "Missing required option 'model'", False),
     "missing input": (["--input", "{root}/nowhere.parquet"], "which does not exist", False),
     "missing model file": (["--model", "{root}/nowhere.keras"],

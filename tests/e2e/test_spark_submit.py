@@ -58,7 +58,7 @@ def test_spark_submit_runs_the_job(job_inputs, tmp_path):
         env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("# lime-spark resolved configuration")
-    assert "num_samples: 100" in proc.stdout and "run submitted: 3 images, 3 ok" in proc.stdout
+    assert "n_samples: 100" in proc.stdout and "run submitted: 3 images, 3 ok" in proc.stdout
     assert "partition " in proc.stderr            # a log line per finished partition
     summary = json.loads((out / "runs" / "run_id=submitted" / "summary.json").read_text())
     assert summary["images"]["ok"] == 3 and summary["table_rows"]["explanations"] == 6
