@@ -80,7 +80,7 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
     inputs = join_uri(root, "_inputs")
     part = f"run_id={run_id}"
     images, explanations, features = [], [], []
-    facts = {"ids": [], "errors": [], "mismatches": [], "fits": {}, "ok": []}
+    facts = {"ids": [], "errors": [], "mismatches": [], "fits": {}, "ok": [], "unstable": []}
     for i in range(n):
         image_id = f"img-{i:05d}"
         if hostile and i == 1:
@@ -130,6 +130,8 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
         if expected is not None and LABELS[top] != expected:
             facts["mismatches"].append(image_id)
         images.append(row)
+        if i % 5 == 4:                          # one label stopped at the cap, unstable
+            facts["unstable"].append(image_id)
         key = safe_key(image_id)
         folder = join_uri(root, "overlays", part, key)
         if overlays:
@@ -151,7 +153,8 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                 "intercept": 0.1, "local_pred": 0.5,
                 "deletion_auc": float(rng.uniform(0, 0.5)) if rank == 1 else None,
                 "insertion_auc": float(rng.uniform(0.3, 1)) if rank == 1 else None,
-                "overlay_uri": uri})
+                "overlay_uri": uri,
+                "stability": 0.6 if (i % 5 == 4 and rank == 2) else 0.99})
             ranked = np.argsort(-np.abs(weights))[:n_features]
             counts = np.bincount(segments.ravel(), minlength=k)
             for frank, feature in enumerate(ranked, start=1):
@@ -176,7 +179,7 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                                    ("intercept", pa.float64()), ("local_pred", pa.float64()),
                                    ("deletion_auc", pa.float64()),
                                    ("insertion_auc", pa.float64()),
-                                   ("overlay_uri", pa.string())]),
+                                   ("overlay_uri", pa.string()), ("stability", pa.float64())]),
         "features": pa.schema([("image_id", pa.string()), ("label", pa.int32()),
                                ("feature", pa.int32()), ("feature_weight", pa.float64()),
                                ("feature_rank", pa.int32()), ("pixel_count", pa.int64()),
@@ -329,6 +332,21 @@ def test_summary_shows_counts_median_fit_and_time(small_run):
     assert "Errors by class" in summary and "InvalidImageError" in summary
     assert f">{len(facts['mismatches'])}<" in summary
     assert "2 min 03 s" in summary          # summary.json's total_seconds
+
+
+def test_unstable_explanations_are_marked_and_can_be_filtered(small_run):
+    root, facts, _ = small_run
+    text = (root / "report" / "run_id=r1" / "index.html").read_text("utf-8")
+    images = page_data(text)["images"]
+    assert facts["unstable"]
+    assert sorted(r["id"] for r in images if r["unstable"]) == sorted(facts["unstable"])
+    for r in images:
+        if r["status"] == "ok":
+            assert r["n_samples"] == 300
+            assert r["stability"] == (0.6 if r["id"] in facts["unstable"] else 0.99)
+            assert [lab["stability"] for lab in r["labels"]][0] == 0.99
+    assert 'data-filter="unstable"' in text and "Unstable only" in text
+    assert '<option value="stab">least stable first</option>' in text
 
 
 def test_rerun_replaces_thumbnails(tmp_path):
