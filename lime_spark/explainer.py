@@ -71,8 +71,9 @@ class ExplainerConfig:
         0.05, "n_samples=auto stops when every label's top superpixels are the true ones "
         "with probability >= 1 - delta", Real(0, exclusive=True))
     tie_tolerance: float = option(
-        0.1, "superpixels whose weights differ by less than this share of the largest "
-        "|weight| may trade places in the stability rule", Real(0))
+        0.5, "superpixels whose weights differ by less than this share of the largest "
+        "|weight| may trade places in the stability rule (chosen by measurement, "
+        "docs/benchmarks.md)", Real(0))
     batch_size: int = option(
         128, "images per model call (fixed shape, last batch padded)", Int(1))
     fill: Any = option(
@@ -240,7 +241,7 @@ class ImageExplainer:
     delta : float, default 0.05
         ``auto`` stops once the estimated probability that the reported top
         superpixels are the true ones is at least ``1 - delta``.
-    tie_tolerance : float, default 0.1
+    tie_tolerance : float, default 0.5
     batch_size : int, default 128
         Images per classifier call.
     fill : str, number, (r, g, b) or callable, default ``"median"``

@@ -131,7 +131,7 @@ def top_k(coef: NDArray, k: int) -> NDArray:
     return order[:k]
 
 
-def top_k_stability(coef: NDArray, cov: NDArray, k: int, *, tie_tolerance: float = 0.1,
+def top_k_stability(coef: NDArray, cov: NDArray, k: int, *, tie_tolerance: float = 0.5,
                     draws: int = DEFAULT_DRAWS,
                     random_state: int | np.random.Generator = 0) -> float:
     """Estimated probability that ``top_k(coef, k)`` is the true top-k, up to ties.
@@ -162,9 +162,12 @@ def top_k_stability(coef: NDArray, cov: NDArray, k: int, *, tie_tolerance: float
     reported[top_k(coef, k)] = True
     tolerance = tie_tolerance * float(np.max(np.abs(coef))) if n else 0.0
     rng = np.random.default_rng(random_state)
-    # eigh tolerates a singular (or slightly indefinite, by rounding) covariance
-    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
-    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    cov = (cov + cov.T) / 2
+    try:   # Cholesky with a whisper of jitter; eigh for a singular or indefinite one
+        root = np.linalg.cholesky(cov + np.eye(n) * (1e-12 * float(np.trace(cov)) / n + 1e-300))
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(cov)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
     sampled = coef + rng.standard_normal((draws, n)) @ root.T                  # (draws, K)
     agree = sampled[:, reported].min(axis=1) >= sampled[:, ~reported].max(axis=1) - tolerance
     return float(agree.mean())

@@ -44,9 +44,8 @@ def _photos(n: int):
     import skimage.data as d
 
     bases = [d.astronaut(), d.chelsea(), d.coffee(), d.rocket(), d.hubble_deep_field(),
-             d.immunohistochemistry(), d.retina(), d.stereo_motorcycle()[0], d.skin(),
-             d.colorwheel()]
-    bases = [b[..., :3] for b in bases]
+             d.immunohistochemistry(), d.retina(), d.stereo_motorcycle()[0], d.colorwheel(),
+             np.stack([d.camera()] * 3, axis=-1)]           # the ones bundled (no download)
     variants = []
     for b in bases:
         h, w = b.shape[:2]

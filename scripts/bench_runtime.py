@@ -8,8 +8,9 @@ model's input size), the same segments and the same 1000-row design:
              included) on the same 1000 perturbed images, fixed batches of 128
   tf         a whole explanation, ``runtime="tensorflow"`` (1000 samples, top 5)
   onnx       the same explanation, ``runtime="onnx"``
-  onnx_forward  the ONNX graph alone on the same 1000 perturbed images (what ONNX
-             Runtime itself costs, for reference)
+  onnx_forward  the same graph on the 1000 perturbed images built beforehand (its
+             images path: each batch transposed and preprocessed in the graph), for
+             reference
 
 and prints onnx / floor (the targets: MobileNet 0.25 @128 <= 0.40,
 EfficientNetB0 @224 <= 0.50, ResNet50 @224 <= 0.70), onnx / tf, and the
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.n_samples} samples, top 5 labels, device {args.device}, ONNX Runtime "
           f"threads {args.threads}; seconds per explanation (medians)\n")
     print("| model | TF floor | TF explanation | ONNX explanation | ONNX / floor | target "
-          "| ONNX / TF | ONNX graph alone / floor | max prob diff | min rank corr |")
+          "| ONNX / TF | ONNX on ready images / floor | max prob diff | min rank corr |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     failed = []
     for name, r in results.items():

@@ -170,6 +170,9 @@ class OnnxEngine:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
+        # no busy-waiting between runs: the explanation's own numpy work (segments,
+        # surrogate, stability) runs between model batches on the same cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(onnx_bytes, sess_options=options,
                                                 providers=providers or ["CPUExecutionProvider"])
