@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _bench import keras_home
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -91,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=int, default=10_000)
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
     args = parser.parse_args(argv)
-    home = Path(tempfile.mkdtemp(prefix="bench-keras-home-"))
-    (home / "models").mkdir()
-    for f in args.models_dir.iterdir():
-        (home / "models" / f.name).symlink_to(f.resolve())
-    os.environ["KERAS_HOME"] = str(home)
+    keras_home(args.models_dir)
 
     import numpy as np
     from scipy.stats import spearmanr

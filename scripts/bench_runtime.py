@@ -34,22 +34,15 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _bench import keras_home
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TARGETS = {"mobilenet": 0.40, "efficientnetb0": 0.50, "resnet50": 0.70}
 LARGE = ("efficientnetb0", "resnet50")
-
-
-def _keras_home(models_dir: Path) -> None:
-    home = Path(tempfile.mkdtemp(prefix="bench-keras-home-"))
-    (home / "models").mkdir()
-    for f in models_dir.iterdir():
-        (home / "models" / f.name).symlink_to(f.resolve())
-    os.environ["KERAS_HOME"] = str(home)
 
 
 def _classifiers(name: str, device: str, threads: int):
@@ -166,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
     args = parser.parse_args(argv)
-    _keras_home(args.models_dir)
+    keras_home(args.models_dir)
     if args.device == "cpu":
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import keras_home
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -63,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
-    home = work / "keras-home"
-    (home / "models").mkdir(parents=True)
-    for f in args.models_dir.iterdir():
-        (home / "models" / f.name).symlink_to(f.resolve())
-    os.environ["KERAS_HOME"] = str(home)
+    keras_home(args.models_dir, work / "keras-home")
 
     import pyarrow as pa
     import pyarrow.parquet as pq

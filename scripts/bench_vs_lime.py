@@ -26,20 +26,13 @@ import functools
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from _bench import keras_home
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-
-def _keras_home(models_dir: Path) -> None:
-    home = Path(tempfile.mkdtemp(prefix="bench-keras-home-"))
-    (home / "models").mkdir()
-    for f in models_dir.iterdir():
-        (home / "models" / f.name).symlink_to(f.resolve())
-    os.environ["KERAS_HOME"] = str(home)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
     args = parser.parse_args(argv)
-    _keras_home(args.models_dir)
+    keras_home(args.models_dir)
 
     import numpy as np
     import skimage.data
