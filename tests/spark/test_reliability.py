@@ -675,10 +675,14 @@ def _cli_options(input_uri: str, root: Path, model: str, run_id: str) -> list[st
             "--run-id", run_id]
 
 
+AUTO = {"n_samples": "auto", "min_samples": 32, "max_samples": 96}
+"""n_samples=auto (issue 12): how many samples an image takes must survive a retry too."""
+
+
 def test_killed_worker_is_retried_and_output_equals_a_clean_run(spark, tiny_model, tmp_path):
     input_uri = _retry_inputs(tmp_path)
     root = tmp_path / "out"
-    clean = _run(spark, input_uri, root, tiny_model, run_id="clean", partitions=2)
+    clean = _run(spark, input_uri, root, tiny_model, run_id="clean", partitions=2, **AUTO)
 
     # local[2,4]: 2 cores, a task may fail 4 times; 2 rows per Arrow batch, so the
     # worker exits after partition 1 yielded its first batch and wrote its overlays
@@ -689,7 +693,8 @@ def test_killed_worker_is_retried_and_output_equals_a_clean_run(spark, tiny_mode
         ["--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
          "--conf", "spark.ui.showConsoleProgress=false",
          "--conf", "spark.sql.execution.arrow.maxRecordsPerBatch=2", "--partitions", "2",
-         *_cli_options(input_uri, root, tiny_model, "retry")],
+         *_cli_options(input_uri, root, tiny_model, "retry"),
+         *(f"--{k.replace('_', '-')}={v}" for k, v in AUTO.items())],
         env=_subprocess_env(LIME_SPARK_FAIL_ONCE=str(fail_dir)), cwd=tmp_path)
     seconds = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
