@@ -230,7 +230,9 @@ def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: 
     facts = [
         f"model {name}" + (f" ({digest})" if digest else "") if name else None,
         {"onnx": "on ONNX Runtime", "tensorflow": "on TensorFlow"}.get(runtime),
-        f"{n_samples} samples per image" if n_samples else None,
+        (f"{config.get('min_samples')}-{config.get('max_samples')} samples per image "
+         "(until stable)" if n_samples == "auto"
+         else f"{n_samples} samples per image" if n_samples else None),
         f"{config['segmentation']}, ~{config.get('n_superpixels')} superpixels"
         if config.get("segmentation") else None,
         f"top {config['top_labels']} labels explained" if config.get("top_labels") else None,

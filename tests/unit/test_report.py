@@ -477,3 +477,13 @@ def test_template_values_are_escaped_and_must_match_its_placeholders():
         fill(template, {"a": "", "b": ""})
     with pytest.raises(KeyError, match="d"):
         fill(template, {"a": "", "b": "", "c": "", "d": ""})
+
+
+def test_run_line_says_how_many_samples_auto_allowed():
+    from lime_spark.report.page import _run_facts_html
+
+    auto = str(_run_facts_html({"config": {"n_samples": "auto", "min_samples": 256,
+                                           "max_samples": 1000}}, "m", "now"))
+    assert "256-1000 samples per image (until stable)" in auto
+    assert "300 samples per image" in str(_run_facts_html({"config": {"n_samples": 300}},
+                                                          "m", "now"))
