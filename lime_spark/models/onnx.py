@@ -328,8 +328,3 @@ def _local_gpu() -> bool:
     except Exception:  # noqa: BLE001 - no TensorFlow devices, no GPU
         return False
 
-
-def describe(classifier: Any) -> dict[str, Any]:
-    """``summary.json``'s ``model.runtime``: what runs, what was asked and why."""
-    return {"name": getattr(classifier, "runtime", "python"),
-            "reason": getattr(classifier, "runtime_reason", None)}
