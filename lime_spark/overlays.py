@@ -15,13 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from .render import render_explanation, render_superpixels, thumbnail, upsample_segments
+from .render import (
+    draw_explanations,
+    draw_superpixels,
+    encode_png,
+    thumbnail,
+    visible_segments,
+)
 from .storage import join_uri, remove_tree, safe_key, write_bytes
 
 if TYPE_CHECKING:
     from .explainer import ImageExplanation
 
-__all__ = ["overlay_folder", "overlay_uris", "write_overlays", "remove_overlays"]
+__all__ = ["overlay_folder", "overlay_uris", "overlay_pictures", "encode_overlays",
+           "write_overlays", "remove_overlays"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +43,69 @@ def overlay_uris(folder: str, labels: Iterable[int]) -> dict[int, str]:
     return {label: join_uri(folder, f"{label}.png") for label in labels}
 
 
+def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation, *,
+                     max_side: int, n_features: int,
+                     display: str) -> dict[str, NDArray[np.uint8]]:
+    """Draw an image's overlays: the superpixels and one picture per explained label.
+
+    The thumbnail, the sampling of the segments and (in block mode) the
+    faded image are computed once and shared by all pictures.
+
+    Parameters
+    ----------
+    original : ndarray of shape (H, W, 3), uint8
+        The decoded image; drawn on a thumbnail of at most ``max_side``
+        pixels (0: the original size).
+    explanation : ImageExplanation
+    max_side, n_features, display
+        ``BatchSettings.overlay_max_side``, ``overlay_features`` (most
+        positive superpixels drawn per label) and ``overlay_display``.
+
+    Returns
+    -------
+    dict of str -> ndarray of shape (h, w, 3), uint8
+        ``"segments"`` (:func:`~lime_spark.render.draw_superpixels`) first,
+        then ``str(label)`` per label of ``explanation.labels``, in order:
+        the label's ``n_features`` superpixels with the largest positive
+        weights (:func:`~lime_spark.render.draw_explanations`, threshold 0).
+    """
+    canvas = original
+    if max_side and max(original.shape[:2]) > max_side:
+        canvas = thumbnail(original, max_side)
+    segments = explanation.segments
+    pictures = {"segments": draw_superpixels(canvas, segments)}
+    # a canvas thinner than the model input (a 2 x 4000 strip) can miss superpixels
+    visible = set(visible_segments(segments, canvas.shape[:2]).tolist())
+    chosen = {}
+    for label in explanation.labels:
+        chosen[str(label)] = sorted((fw for fw in explanation.local_exp[label]
+                                     if fw[1] > 0 and fw[0] in visible),
+                                    key=lambda fw: -fw[1])[:n_features]
+    pictures.update(draw_explanations(canvas, segments, chosen, display=display, threshold=0.0))
+    return pictures
+
+
+def encode_overlays(pictures: dict[str, NDArray[np.uint8]]) -> dict[str, bytes]:
+    """Each picture of :func:`overlay_pictures` as PNG (:func:`~lime_spark.render.encode_png`).
+
+    Parameters
+    ----------
+    pictures : dict of str -> ndarray of shape (h, w, 3), uint8
+
+    Returns
+    -------
+    dict of str -> bytes
+        The same keys, in the same order.
+    """
+    return {name: encode_png(picture) for name, picture in pictures.items()}
+
+
 def write_overlays(folder: str, original: NDArray[np.uint8], explanation: ImageExplanation, *,
                    max_side: int, n_features: int, display: str) -> None:
     """Write ``segments.png`` and one PNG per explained label into ``folder``.
+
+    :func:`overlay_pictures`, encoded by :func:`encode_overlays`, each
+    written as ``<name>.png``.
 
     Parameters
     ----------
@@ -52,19 +119,10 @@ def write_overlays(folder: str, original: NDArray[np.uint8], explanation: ImageE
         ``BatchSettings.overlay_max_side``, ``overlay_features`` (most
         positive superpixels drawn per label) and ``overlay_display``.
     """
-    canvas = original
-    if max_side and max(original.shape[:2]) > max_side:
-        canvas = thumbnail(original, max_side)
-    segments = upsample_segments(explanation.segments, canvas.shape[:2])
-    write_bytes(join_uri(folder, "segments.png"), render_superpixels(canvas, segments))
-    # a canvas thinner than the model input (a 2 x 4000 strip) can miss superpixels
-    visible = set(np.unique(segments).tolist())
-    for label in explanation.labels:
-        positive = sorted((fw for fw in explanation.local_exp[label]
-                           if fw[1] > 0 and fw[0] in visible),
-                          key=lambda fw: -fw[1])[:n_features]
-        png = render_explanation(canvas, segments, positive, display=display, threshold=0.0)
-        write_bytes(join_uri(folder, f"{label}.png"), png)
+    pictures = overlay_pictures(original, explanation, max_side=max_side,
+                                n_features=n_features, display=display)
+    for name, png in encode_overlays(pictures).items():
+        write_bytes(join_uri(folder, f"{name}.png"), png)
 
 
 def remove_overlays(folder: str) -> None:

@@ -32,23 +32,32 @@ The package:
 * :mod:`.arguments`: the checks every public function runs once on its
   arguments (image, segments, colours, coefficients);
 * :mod:`.masks`: label images and masks at the image's resolution
-  (:func:`upsample_segments`), outlines and the pixel arithmetic of tints;
-* :mod:`.overlays`: :func:`render_explanation`, :func:`render_superpixels`
-  and :func:`render_mask`;
-* :mod:`.png`: :func:`encode_png` and :func:`thumbnail`.
+  (:func:`upsample_segments`, :func:`visible_segments`), outlines and the
+  pixel arithmetic of tints, vectorised with numpy;
+* :mod:`.overlays`: the pictures as RGB arrays (:func:`draw_explanation`,
+  :func:`draw_explanations` for several labels of one image,
+  :func:`draw_superpixels`, :func:`draw_mask`) and as PNG bytes
+  (:func:`render_explanation`, :func:`render_superpixels`,
+  :func:`render_mask`);
+* :mod:`.png`: :func:`encode_png` (fast, zlib level
+  :data:`PNG_COMPRESS_LEVEL`) and :func:`thumbnail`.
 """
 
 from .arguments import Colour, Coefficients
-from .masks import HIDE_COLOUR, upsample_segments
+from .masks import HIDE_COLOUR, upsample_segments, visible_segments
 from .overlays import (
     BLOCK_COLOURS,
     DISPLAYS,
     OUTLINE_COLOURS,
+    draw_explanation,
+    draw_explanations,
+    draw_mask,
+    draw_superpixels,
     render_explanation,
     render_mask,
     render_superpixels,
 )
-from .png import encode_png, thumbnail
+from .png import PNG_COMPRESS_LEVEL, encode_png, thumbnail
 
 __all__ = [
     "DISPLAYS",
@@ -57,7 +66,13 @@ __all__ = [
     "HIDE_COLOUR",
     "Colour",
     "Coefficients",
+    "PNG_COMPRESS_LEVEL",
     "upsample_segments",
+    "visible_segments",
+    "draw_explanation",
+    "draw_explanations",
+    "draw_superpixels",
+    "draw_mask",
     "render_explanation",
     "render_superpixels",
     "render_mask",

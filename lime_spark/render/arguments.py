@@ -107,8 +107,12 @@ def _resolve_colour(name: str, colour: Any) -> NDArray[np.float64]:
     return np.asarray(parts, dtype=np.float64)
 
 
-def _resolve_coefficients(coefficients: Any, segments: NDArray[np.integer]) -> dict[int, float]:
-    """Turn pairs or a mapping into ``{superpixel: weight}``, checked against ``segments``."""
+def _resolve_coefficients(coefficients: Any, segments: NDArray[np.integer],
+                          present: NDArray[np.integer] | None = None) -> dict[int, float]:
+    """Turn pairs or a mapping into ``{superpixel: weight}``, checked against ``segments``.
+
+    ``present`` is ``np.unique(segments)`` when the caller has it already.
+    """
     if isinstance(coefficients, Mapping):
         pairs: Iterable[Any] = coefficients.items()
     elif isinstance(coefficients, (str, bytes)) or not isinstance(coefficients, Iterable):
@@ -143,7 +147,8 @@ def _resolve_coefficients(coefficients: Any, segments: NDArray[np.integer]) -> d
             )
         resolved[int(feature)] = float(weight)
     if resolved:
-        present = np.unique(segments)
+        if present is None:
+            present = np.unique(segments)
         missing = sorted(set(resolved) - set(present.tolist()))
         if missing:
             raise SegmentationError(

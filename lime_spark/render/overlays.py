@@ -1,9 +1,18 @@
-"""The overlay PNGs: :func:`render_explanation`, :func:`render_superpixels`, :func:`render_mask`."""
+"""The overlay pictures: drawn as RGB arrays, and as PNGs.
+
+:func:`draw_explanation`, :func:`draw_explanations`, :func:`draw_superpixels`
+and :func:`draw_mask` return the picture as an (H, W, 3) uint8 array;
+:func:`render_explanation`, :func:`render_superpixels` and
+:func:`render_mask` return the same picture encoded by
+:func:`~lime_spark.render.png.encode_png`.  Drawing and encoding are
+separate so that a caller can time (or batch) them separately.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,13 +32,19 @@ from .arguments import (
 )
 from .masks import (
     HIDE_COLOUR,
-    _blend,
+    _crop,
     _default_width,
     _fade,
+    _label_edges,
+    _paint,
+    _pixels,
     _region_outline,
+    _repeat,
+    _RGB,
+    _sample_counts,
     _thicken,
+    _tint_table,
     _to_uint8,
-    _upsample,
 )
 from .png import encode_png
 
@@ -41,6 +56,11 @@ OUTLINE_COLOURS: tuple[str, str] = ("lightgreen", "red")
 
 BLOCK_COLOURS: tuple[str, str] = ("steelblue", "firebrick")
 """Default (supporting, contradicting) fill colours of ``display="block"``."""
+
+_Label = TypeVar("_Label", bound=Hashable)
+
+_CHANNEL_OFFSETS = np.array([0, 256, 512], dtype=np.uint16)
+"""Where each channel's 256 entries start in a flattened (256, 3) tint table."""
 
 
 def render_explanation(
@@ -58,7 +78,8 @@ def render_explanation(
 ) -> bytes:
     """Highlight the superpixels that support (and contradict) a label, as a PNG.
 
-    The counterpart of R lime's ``plot_image_explanation`` for one label.
+    The counterpart of R lime's ``plot_image_explanation`` for one label:
+    :func:`draw_explanation` encoded with :func:`encode_png`.
     Superpixels with ``weight > threshold`` support the label; with
     ``show_negative=True``, those with ``weight < -threshold`` contradict it.
 
@@ -124,8 +145,103 @@ def render_explanation(
     >>> png[1:4]
     b'PNG'
     """
+    return encode_png(draw_explanation(
+        image, segments, coefficients, display=display, threshold=threshold,
+        show_negative=show_negative, positive_colour=positive_colour,
+        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width))
+
+
+def draw_explanation(
+    image: NDArray[np.uint8],
+    segments: NDArray[np.integer],
+    coefficients: Coefficients,
+    *,
+    display: str = "outline",
+    threshold: float = 0.02,
+    show_negative: bool = False,
+    positive_colour: Colour | None = None,
+    negative_colour: Colour | None = None,
+    fill_alpha: float = 0.3,
+    outline_width: int | None = None,
+) -> NDArray[np.uint8]:
+    """The picture of :func:`render_explanation`, as an RGB array.
+
+    Parameters
+    ----------
+    image, segments, coefficients, display, threshold, show_negative, \
+positive_colour, negative_colour, fill_alpha, outline_width
+        As for :func:`render_explanation`.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), dtype uint8
+        A new array; ``image`` is not modified.
+
+    Raises
+    ------
+    InvalidImageError, SegmentationError, ConfigurationError
+        As :func:`render_explanation`.
+
+    Examples
+    --------
+    >>> image = np.full((4, 4, 3), 100, dtype=np.uint8)
+    >>> picture = draw_explanation(image, np.arange(4).reshape(2, 2), {0: 1.0},
+    ...                            positive_colour=(255, 0, 0))
+    >>> picture[:2, :2, 0]
+    array([[255, 255],
+           [255, 255]], dtype=uint8)
+    """
+    pictures = draw_explanations(
+        image, segments, {0: coefficients}, display=display, threshold=threshold,
+        show_negative=show_negative, positive_colour=positive_colour,
+        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width)
+    return pictures[0]
+
+
+def draw_explanations(
+    image: NDArray[np.uint8],
+    segments: NDArray[np.integer],
+    coefficients: Mapping[_Label, Coefficients],
+    *,
+    display: str = "outline",
+    threshold: float = 0.02,
+    show_negative: bool = False,
+    positive_colour: Colour | None = None,
+    negative_colour: Colour | None = None,
+    fill_alpha: float = 0.3,
+    outline_width: int | None = None,
+) -> dict[_Label, NDArray[np.uint8]]:
+    """One :func:`draw_explanation` picture per label, sharing the work between them.
+
+    The image, segments and options are checked once; the sampling of the
+    segments, the faded grey image of ``display="block"`` and the tint
+    tables are computed once for all labels.
+
+    Parameters
+    ----------
+    image, segments
+        As for :func:`render_explanation`.
+    coefficients : mapping of label -> coefficients
+        Each label's coefficients, as ``coefficients`` of
+        :func:`render_explanation` (e.g. ``explanation.local_exp``).
+    display, threshold, show_negative, positive_colour, negative_colour, \
+fill_alpha, outline_width
+        As for :func:`render_explanation`, the same for every label.
+
+    Returns
+    -------
+    dict of label -> ndarray of shape (H, W, 3), dtype uint8
+        In the order of ``coefficients``; each picture equals
+        ``draw_explanation(image, segments, coefficients[label], ...)``.
+
+    Raises
+    ------
+    InvalidImageError, SegmentationError, ConfigurationError
+        As :func:`render_explanation`; ``ConfigurationError`` also when
+        ``coefficients`` is not a mapping.
+    """
     check_one_of("display", display, DISPLAYS)
-    rgb = _check_image(image)
+    rgb = np.ascontiguousarray(_check_image(image))
     segments = _check_segments(segments)
     threshold = check_real("threshold", threshold, minimum=0.0)
     show_negative = _check_bool("show_negative", show_negative)
@@ -135,30 +251,28 @@ def render_explanation(
         "positive_colour", defaults[0] if positive_colour is None else positive_colour)
     neg_rgb = _resolve_colour(
         "negative_colour", defaults[1] if negative_colour is None else negative_colour)
-    height, width = rgb.shape[:2]
-    line = _line_width((height, width), outline_width)
-    resolved = _resolve_coefficients(coefficients, segments)
+    line = _line_width(rgb.shape[:2], outline_width)
+    if not isinstance(coefficients, Mapping):
+        raise ConfigurationError(
+            "Expected coefficients to be a mapping {label: coefficients}. "
+            f"Received: {type(coefficients).__name__}")
+    grid = _Grid.of(segments, rgb.shape[:2])
+    resolved = {label: _resolve_coefficients(weights, segments, grid.present)
+                for label, weights in coefficients.items()}
 
-    positive = [f for f, w in resolved.items() if w > threshold]
-    negative = ([f for f, w in resolved.items() if w < -threshold]
-                if show_negative else [])
-    # Select at the segments' resolution, then upsample the masks: cheaper
-    # than comparing segment ids on a full-size photo.
-    pos_mask = _upsample(np.isin(segments, positive), (height, width))
-    neg_mask = _upsample(np.isin(segments, negative), (height, width))
-
-    out = rgb.copy()
     if display == "outline":
-        for mask, colour in ((neg_mask, neg_rgb), (pos_mask, pos_rgb)):
-            if mask.any():
-                out[_region_outline(mask, line)] = _to_uint8(colour)
+        draw = _OutlineDrawer(rgb, grid, line, _to_uint8(pos_rgb), _to_uint8(neg_rgb))
     else:
-        rest = ~(pos_mask | neg_mask)
-        pixels = rgb.astype(np.float64)
-        out[rest] = _to_uint8(_fade(pixels[rest]))
-        out[pos_mask] = _to_uint8(_blend(pixels[pos_mask], pos_rgb, fill_alpha))
-        out[neg_mask] = _to_uint8(_blend(pixels[neg_mask], neg_rgb, fill_alpha))
-    return encode_png(out)
+        draw = _BlockDrawer(rgb, grid, _tint_table(pos_rgb, fill_alpha),
+                            _tint_table(neg_rgb, fill_alpha))
+    pictures = {}
+    for n, (label, weights) in enumerate(resolved.items(), start=1):
+        positive = [f for f, w in weights.items() if w > threshold]
+        negative = ([f for f, w in weights.items() if w < -threshold]
+                    if show_negative else [])
+        pictures[label] = draw(grid.mask(positive), grid.mask(negative),
+                               last=n == len(resolved))
+    return pictures
 
 
 def render_superpixels(
@@ -171,9 +285,10 @@ def render_superpixels(
     """Draw every superpixel boundary on the image, as a PNG.
 
     The counterpart of R lime's ``plot_superpixels``, for checking a
-    segmentation before explaining.  Boundaries are the pixels on both sides
-    of each change of label (``find_boundaries(mode="thick")``, 2 px),
-    thickened to about ``outline_width`` pixels.
+    segmentation before explaining: :func:`draw_superpixels` encoded with
+    :func:`encode_png`.  Boundaries are the pixels on both sides of each
+    change of label (``find_boundaries(mode="thick")``, 2 px), thickened to
+    about ``outline_width`` pixels.
 
     Parameters
     ----------
@@ -196,17 +311,40 @@ def render_superpixels(
     ------
     InvalidImageError, SegmentationError, ConfigurationError
     """
-    from skimage.segmentation import find_boundaries
+    return encode_png(draw_superpixels(image, segments, colour=colour,
+                                       outline_width=outline_width))
 
+
+def draw_superpixels(
+    image: NDArray[np.uint8],
+    segments: NDArray[np.integer],
+    *,
+    colour: Colour = "black",
+    outline_width: int | None = None,
+) -> NDArray[np.uint8]:
+    """The picture of :func:`render_superpixels`, as an RGB array.
+
+    Parameters
+    ----------
+    image, segments, colour, outline_width
+        As for :func:`render_superpixels`.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), dtype uint8
+        A new array; ``image`` is not modified.
+
+    Raises
+    ------
+    InvalidImageError, SegmentationError, ConfigurationError
+    """
     rgb, segments, line_rgb, line = _canvas(image, segments, colour, outline_width)
-    height, width = rgb.shape[:2]
-
-    full = _upsample(segments, (height, width))
+    row_counts, col_counts = _sample_counts(segments.shape, rgb.shape[:2])
     # "thick" marks both sides of an edge (2 px); grow it to about ``line``.
-    edges = _thicken(find_boundaries(full, mode="thick"), max(1, line // 2))
+    edges = _thicken(_label_edges(segments, row_counts, col_counts), max(1, line // 2))
     out = rgb.copy()
-    out[edges] = _to_uint8(line_rgb)
-    return encode_png(out)
+    _paint(out, edges, _to_uint8(line_rgb))
+    return out
 
 
 def render_mask(
@@ -220,11 +358,12 @@ def render_mask(
 ) -> bytes:
     """Show a chosen set of superpixels, as a PNG.
 
-    The picture behind lime's ``get_image_and_mask``: the superpixels in
-    ``mask_features`` are kept as they are.  With ``hide_rest=True`` every
-    other pixel is replaced by R's grey (:data:`HIDE_COLOUR`, R lime's
-    ``display="block"`` look); otherwise the edge of the kept area is drawn
-    in ``colour`` (yellow, as ``skimage.segmentation.mark_boundaries``).
+    The picture behind lime's ``get_image_and_mask`` (:func:`draw_mask`,
+    encoded with :func:`encode_png`): the superpixels in ``mask_features``
+    are kept as they are.  With ``hide_rest=True`` every other pixel is
+    replaced by R's grey (:data:`HIDE_COLOUR`, R lime's ``display="block"``
+    look); otherwise the edge of the kept area is drawn in ``colour``
+    (yellow, as ``skimage.segmentation.mark_boundaries``).
 
     Parameters
     ----------
@@ -249,23 +388,132 @@ def render_mask(
     ------
     InvalidImageError, SegmentationError, ConfigurationError
     """
+    return encode_png(draw_mask(image, segments, mask_features, hide_rest=hide_rest,
+                                colour=colour, outline_width=outline_width))
+
+
+def draw_mask(
+    image: NDArray[np.uint8],
+    segments: NDArray[np.integer],
+    mask_features: Sequence[int],
+    *,
+    hide_rest: bool = False,
+    colour: Colour = "yellow",
+    outline_width: int | None = None,
+) -> NDArray[np.uint8]:
+    """The picture of :func:`render_mask`, as an RGB array.
+
+    Parameters
+    ----------
+    image, segments, mask_features, hide_rest, colour, outline_width
+        As for :func:`render_mask`.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), dtype uint8
+        A new array; ``image`` is not modified.
+
+    Raises
+    ------
+    InvalidImageError, SegmentationError, ConfigurationError
+    """
     rgb, segments, line_rgb, line = _canvas(image, segments, colour, outline_width)
     hide_rest = _check_bool("hide_rest", hide_rest)
-    height, width = rgb.shape[:2]
     if isinstance(mask_features, (str, bytes)) or not isinstance(mask_features, Iterable):
         raise ConfigurationError(
             "Expected mask_features to be a sequence of superpixel ids. "
             f"Received: {type(mask_features).__name__}"
         )
-    keep = list(_resolve_coefficients({f: 1.0 for f in _check_ids(mask_features)}, segments))
-
-    mask = _upsample(np.isin(segments, keep), (height, width))
+    grid = _Grid.of(segments, rgb.shape[:2])
+    keep = list(_resolve_coefficients({f: 1.0 for f in _check_ids(mask_features)}, segments,
+                                      grid.present))
+    mask = grid.mask(keep)
     out = rgb.copy()
     if hide_rest:
-        out[~mask] = np.asarray(HIDE_COLOUR, dtype=np.uint8)
-    elif mask.any():
-        out[_region_outline(mask, line)] = _to_uint8(line_rgb)
-    return encode_png(out)
+        _paint(out, ~_repeat(mask, grid.row_counts, grid.col_counts),
+               np.asarray(HIDE_COLOUR, dtype=np.uint8))
+    else:
+        _outline(out, mask, grid, line, _to_uint8(line_rgb))
+    return out
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """How a label image maps onto a canvas: its labels and the sampling of its rows and columns."""
+
+    present: NDArray[np.integer]
+    """``np.unique(segments)``."""
+    index: NDArray[np.intp]
+    """Position of each pixel's label in :attr:`present`, shape of the segments."""
+    row_counts: NDArray[np.intp]
+    col_counts: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, segments: NDArray[np.integer], shape: tuple[int, int]) -> _Grid:
+        present, index = np.unique(segments, return_inverse=True)
+        return cls(present, index.reshape(segments.shape), *_sample_counts(segments.shape, shape))
+
+    def mask(self, features: Sequence[int]) -> NDArray[np.bool_]:
+        """The superpixels ``features`` as a mask at the segments' resolution."""
+        return np.isin(self.present, features)[self.index]
+
+
+def _outline(out: NDArray[np.uint8], mask: NDArray[np.bool_], grid: _Grid, line: int,
+             colour: NDArray[np.uint8]) -> None:
+    """Draw the outline of ``mask`` (segments' resolution) on ``out``, inside its bounding box."""
+    cropped = _crop(mask, grid.row_counts, grid.col_counts)
+    if cropped is not None:
+        full, box = cropped
+        _paint(out[box], _region_outline(full, line), colour)
+
+
+class _OutlineDrawer:
+    """``display="outline"``: the untouched image with the edges of the selected areas."""
+
+    def __init__(self, rgb: NDArray[np.uint8], grid: _Grid, line: int,
+                 positive: NDArray[np.uint8], negative: NDArray[np.uint8]) -> None:
+        self.rgb, self.grid, self.line = rgb, grid, line
+        self.positive, self.negative = positive, negative
+
+    def __call__(self, positive: NDArray[np.bool_], negative: NDArray[np.bool_], *,
+                 last: bool = False) -> NDArray[np.uint8]:
+        out = self.rgb.copy()
+        _outline(out, negative, self.grid, self.line, self.negative)
+        _outline(out, positive, self.grid, self.line, self.positive)
+        return out
+
+
+class _BlockDrawer:
+    """``display="block"``: selected areas tinted, the rest faded towards grey.
+
+    The faded image is computed once, for all labels; each label's picture
+    is a copy of it, but the last one's, which is drawn on it.
+    """
+
+    def __init__(self, rgb: NDArray[np.uint8], grid: _Grid,
+                 positive: NDArray[np.uint8], negative: NDArray[np.uint8]) -> None:
+        self.rgb, self.grid = rgb, grid
+        # (256, 3) tables flattened channel by channel: entry 256 * c + v
+        self.positive, self.negative = positive.T.ravel(), negative.T.ravel()
+        self._faded: NDArray[np.uint8] | None = None
+
+    def faded(self) -> NDArray[np.uint8]:
+        if self._faded is None:
+            self._faded = _fade(self.rgb)
+        return self._faded
+
+    def __call__(self, positive: NDArray[np.bool_], negative: NDArray[np.bool_], *,
+                 last: bool = False) -> NDArray[np.uint8]:
+        """One label's picture; ``last``: no label follows, so draw on the faded image itself."""
+        out = self.faded() if last else self.faded().copy()
+        for mask, table in ((positive, self.positive), (negative, self.negative)):
+            cropped = _crop(mask, self.grid.row_counts, self.grid.col_counts)
+            if cropped is not None:
+                full, box = cropped
+                pixels = _pixels(self.rgb[box])[full].view(np.uint8).reshape(-1, 3)
+                tinted = np.take(table, pixels + _CHANNEL_OFFSETS)
+                _pixels(out[box])[full] = tinted.view(_RGB)[:, 0]
+        return out
 
 
 def _line_width(shape: tuple[int, int], outline_width: int | None) -> int:
@@ -276,7 +524,7 @@ def _line_width(shape: tuple[int, int], outline_width: int | None) -> int:
 
 def _canvas(image: Any, segments: Any, colour: Colour,
             outline_width: int | None) -> tuple[NDArray[np.uint8], NDArray, Any, int]:
-    """The checked image, label image, line colour and line width of a one-colour picture."""
-    rgb = _check_image(image)
+    """The checked image (channels contiguous), label image, line colour and line width."""
+    rgb = np.ascontiguousarray(_check_image(image))
     return (rgb, _check_segments(segments), _resolve_colour("colour", colour),
             _line_width(rgb.shape[:2], outline_width))
