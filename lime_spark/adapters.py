@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from .exceptions import ConfigurationError
 from .images import to_rgb_array
 from .models import Classifier, ClassifierFn, check_probabilities
-from .perturb import iter_perturbed
+from .perturb import check_rows, iter_perturbed, perturb_rows
 
 __all__ = ["DesignPredictor", "FunctionClassifier", "as_design_predictor", "check_image",
            "predict_design", "Checkpoint"]
@@ -59,12 +59,21 @@ def check_image(image: Any) -> NDArray:
 
 
 class DesignPredictor(Protocol):
-    """What prediction needs: probabilities for the design rows of one image."""
+    """What prediction needs: probabilities for the design rows of one image, or of several.
+
+    ``predict_rows(images, fills, segments, row_image, design)`` takes rows
+    that belong to several images (row b to image ``row_image[b]``), as
+    :meth:`Classifier.predict_rows <lime_spark.models.Classifier.predict_rows>`.
+    """
 
     batch_size: int
 
     def predict_design(self, image: NDArray, fill_image: NDArray, segments: NDArray,
                       design: NDArray) -> NDArray:
+        ...  # pragma: no cover
+
+    def predict_rows(self, images: NDArray, fills: NDArray, segments: NDArray,
+                     row_image: NDArray, design: NDArray) -> NDArray:
         ...  # pragma: no cover
 
 
@@ -98,6 +107,35 @@ class FunctionClassifier:
             self.n_classes = probs.shape[1]
             out.append(probs)
         return np.concatenate(out)
+
+    def predict_rows(self, images: NDArray, fills: NDArray, segments: NDArray,
+                     row_image: NDArray, design: NDArray) -> NDArray:
+        """Probabilities of design rows of several images, one call of ``fn`` for all rows.
+
+        The perturbed images are built on the host
+        (:func:`~lime_spark.perturb.perturb_rows`, each image's rows by
+        :func:`~lime_spark.perturb.perturb_batch`), in the images' dtype;
+        ``batch_size`` does not split them (the caller sizes the batch).
+
+        Parameters
+        ----------
+        images, fills : ndarray of shape (M, H, W, 3)
+        segments : ndarray of shape (M, H, W), int
+        row_image : ndarray of shape (B,), int in 0..M-1
+        design : ndarray of shape (B, Kmax), 0/1
+
+        Returns
+        -------
+        ndarray of shape (B, n_classes)
+        """
+        images, fills, segments, row_image, design = check_rows(
+            images, fills, segments, row_image, design)
+        if design.shape[0] == 0:
+            return np.zeros((0, self.n_classes or 0))
+        batch = perturb_rows(images, fills, segments, row_image, design)
+        probs = check_probabilities(self.fn(batch), batch.shape[0], self.n_classes)
+        self.n_classes = probs.shape[1]
+        return probs
 
 
 def as_design_predictor(classifier: Classifier | ClassifierFn | DesignPredictor, *,

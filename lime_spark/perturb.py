@@ -8,6 +8,11 @@ one (a 1) keeps the image's.  Two implementations share one definition:
 * :func:`perturb_tensor`: backend ops (``keras.ops``), traced into the
   classifier's compiled function, so on a GPU only the design rows travel.
 
+The same for the rows of several images at once (a batch assembled from the
+pending samples of many images: row b belongs to image ``row_image[b]``):
+:func:`perturb_rows` (numpy) and :func:`perturb_rows_tensor` (backend ops),
+with :func:`check_rows` validating their inputs.
+
 Fills share one signature, ``fill_fn(image, segments, **params) -> fill``.
 """
 
@@ -20,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, InvalidImageError, SegmentationError
 
 __all__ = [
     "FILLS",
@@ -29,6 +34,9 @@ __all__ = [
     "perturb_batch",
     "iter_perturbed",
     "perturb_tensor",
+    "check_rows",
+    "perturb_rows",
+    "perturb_rows_tensor",
 ]
 
 FillSpec = str | float | int | Sequence[float]
@@ -223,3 +231,133 @@ def perturb_tensor(design: Any, segments: Any, image: Any, fill_image: Any) -> A
 
     keep = ops.take(design, segments, axis=1)[..., None] > 0.5
     return ops.where(keep, image[None], fill_image[None])
+
+
+def check_rows(images: Any, fills: Any, segments: Any, row_image: Any,
+               design: Any) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
+    """Validate the inputs of a multi-image batch of design rows; return them as arrays.
+
+    Parameters
+    ----------
+    images, fills : array-like of shape (M, H, W, 3)
+    segments : array-like of shape (M, H, W), int, each image's ids 0..K_m-1
+    row_image : array-like of shape (B,), int in 0..M-1
+        The image of each design row.
+    design : array-like of shape (B, Kmax), 0/1
+        Each row padded with zeros beyond its image's K_m (Kmax >= every K_m
+        of an image with rows).
+
+    Returns
+    -------
+    (images, fills, segments, row_image, design) as ndarrays, dtypes kept.
+
+    Raises
+    ------
+    InvalidImageError
+        ``images`` not (M, H, W, 3), or ``fills`` of another shape.
+    SegmentationError
+        ``segments`` not (M, H, W) integers, or a negative id.
+    ConfigurationError
+        ``design`` not 2-D, ``row_image`` not one integer per design row or
+        outside 0..M-1, or ``design`` narrower than an image's largest id + 1.
+    """
+    images, fills = np.asarray(images), np.asarray(fills)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise InvalidImageError(
+            f"Expected images of shape (M, H, W, 3). Received: shape={images.shape}")
+    n_images = images.shape[0]
+    if fills.shape != images.shape:
+        raise InvalidImageError(
+            f"Expected fills of the images' shape {images.shape} (one fill per image). "
+            f"Received: shape={fills.shape}")
+    segments = np.asarray(segments)
+    if segments.shape != images.shape[:3]:
+        raise SegmentationError(
+            f"Expected segments of shape (M, H, W) = {images.shape[:3]} (one label image "
+            f"per image). Received: shape={segments.shape}")
+    if segments.dtype.kind not in "iu":
+        raise SegmentationError(
+            f"Expected integer superpixel ids. Received: segments dtype={segments.dtype}")
+    design = np.asarray(design)
+    if design.ndim != 2:
+        raise ConfigurationError(
+            f"Expected design of shape (B, Kmax). Received: shape={design.shape}")
+    row_image = np.asarray(row_image)
+    if row_image.shape != (design.shape[0],) or (row_image.size and
+                                                 row_image.dtype.kind not in "iu"):
+        raise ConfigurationError(
+            f"Expected row_image of shape ({design.shape[0]},): one integer image index per "
+            f"design row. Received: shape={row_image.shape}, dtype={row_image.dtype}")
+    if not row_image.size:
+        return images, fills, segments, row_image, design
+    low, high = int(row_image.min()), int(row_image.max())
+    if low < 0 or high >= n_images:
+        raise ConfigurationError(
+            f"Expected row_image in 0..{n_images - 1} (indices of the {n_images} images). "
+            f"Received: values in {low}..{high}")
+    flat = segments.reshape(n_images, -1)
+    if flat.shape[1] == 0:
+        return images, fills, segments, row_image, design
+    if int(flat.min()) < 0:
+        raise SegmentationError(
+            f"Expected superpixel ids >= 0. Received: min id {int(flat.min())}")
+    used = np.unique(row_image)
+    largest = flat.max(axis=1)[used]
+    worst = int(np.argmax(largest))
+    if int(largest[worst]) >= design.shape[1]:
+        raise ConfigurationError(
+            f"Expected design with at least {int(largest[worst]) + 1} columns (image "
+            f"{int(used[worst])} has superpixel ids up to {int(largest[worst])}). Received: "
+            f"design shape={design.shape}")
+    return images, fills, segments, row_image, design
+
+
+def perturb_rows(images: NDArray, fills: NDArray, segments: NDArray[np.integer],
+                 row_image: NDArray[np.integer], design: NDArray) -> NDArray:
+    """:func:`perturb_batch` for rows of several images (inputs as :func:`check_rows` takes).
+
+    Row b is image ``row_image[b]`` with its fill's pixels where
+    ``design[b, segments[row_image[b]]]`` is 0.  Each image's rows are built
+    by :func:`perturb_batch`, so a row is what it would be alone.
+
+    Returns
+    -------
+    ndarray of shape (B, H, W, 3), the images' dtype (as :func:`perturb_batch`)
+    """
+    n = design.shape[0]
+    dtype = np.result_type(images.dtype, fills.dtype)
+    out = np.empty((n, *images.shape[1:]), dtype)
+    for m in np.unique(row_image):
+        rows = np.flatnonzero(row_image == m)
+        out[rows] = perturb_batch(images[m], fills[m], segments[m], design[rows])
+    return out
+
+
+def perturb_rows_tensor(design: Any, segments: Any, images: Any, fills: Any,
+                        row_image: Any) -> Any:
+    """:func:`perturb_rows` in backend ops, for use inside a compiled function.
+
+    Every input is any per-pixel transform of the images' (a preprocessed
+    image keeps its pixels where they were), so the caller may prepare the M
+    images and fills first and select pixels for the B rows after.
+
+    Parameters
+    ----------
+    design : tensor of shape (B, K), float32 0/1
+    segments : tensor of shape (M, H, W), int32
+    images, fills : tensors of shape (M, H, W, C), float32
+    row_image : tensor of shape (B,), int32
+
+    Returns
+    -------
+    tensor of shape (B, H, W, C), float32: each pixel exactly the image's or
+    the fill's (a select, no arithmetic)
+    """
+    from keras import ops
+
+    rows, columns = ops.shape(design)[0], ops.shape(design)[1]
+    # one flat gather: row b's ids offset by b * K index its own design row
+    index = ops.take(segments, row_image, axis=0) + (ops.arange(rows) * columns)[:, None, None]
+    keep = ops.take(ops.reshape(design, (-1,)), index, axis=0)[..., None] > 0.5
+    return ops.where(keep, ops.take(images, row_image, axis=0),
+                     ops.take(fills, row_image, axis=0))

@@ -4,7 +4,9 @@ A :class:`Classifier` predicts probabilities for batches of RGB images in
 0..255 through compiled functions of one fixed batch shape (the last batch is
 padded), so shapes never retrace.  Its :meth:`Classifier.predict_design` also
 builds the perturbed images inside the compiled function from the design
-rows, so on a GPU only the 0/1 masks travel per batch.
+rows, so on a GPU only the 0/1 masks travel per batch, and
+:meth:`Classifier.predict_rows` does the same for fixed-shape batches whose
+rows belong to several images.
 
 Any plain callable ``fn(images) -> probabilities`` (lime's ``classifier_fn``)
 can be used in place of a Classifier by the explainer.
@@ -16,7 +18,8 @@ Modules, bottom up:
 * :mod:`~lime_spark.models.labels`: class names (ImageNet, a file, a list);
 * :mod:`~lime_spark.models.classifier`: the compiled :class:`Classifier`,
   :data:`ClassifierFn` and :func:`check_probabilities`;
-* :mod:`~lime_spark.models.onnx`: the fused function exported to ONNX, the
+* :mod:`~lime_spark.models.onnx`: the fused function exported to ONNX (and
+  its multi-image twin, :func:`~lime_spark.models.onnx.rows_graph`), the
   ONNX Runtime engine, and :func:`select_runtime` (``auto``'s probe);
 * :mod:`~lime_spark.models.loading`: :func:`load_classifier` from a file or
   an application name.
@@ -26,7 +29,7 @@ from .applications import application_names, preprocess_function
 from .classifier import OUTPUT_ACTIVATIONS, Classifier, ClassifierFn, check_probabilities
 from .labels import imagenet_label_names, load_label_names
 from .loading import load_classifier, model_is_file
-from .onnx import RUNTIMES, export_onnx, select_runtime
+from .onnx import RUNTIMES, export_onnx, rows_graph, select_runtime
 
 __all__ = [
     "ClassifierFn",
@@ -41,5 +44,6 @@ __all__ = [
     "OUTPUT_ACTIVATIONS",
     "RUNTIMES",
     "export_onnx",
+    "rows_graph",
     "select_runtime",
 ]

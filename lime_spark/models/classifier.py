@@ -4,7 +4,10 @@ A :class:`Classifier` predicts probabilities for batches of RGB images in
 0..255 through compiled functions of one fixed batch shape (the last batch is
 padded), so shapes never retrace.  Its :meth:`Classifier.predict_design` also
 builds the perturbed images inside the compiled function from the design
-rows, so on a GPU only the 0/1 masks travel per batch.
+rows, so on a GPU only the 0/1 masks travel per batch;
+:meth:`Classifier.predict_rows` does the same for batches whose rows belong
+to several images (fixed-shape device batches assembled across images, each
+row's result the same whatever else shares its batch).
 
 Any plain callable ``fn(images) -> probabilities`` (:data:`ClassifierFn`,
 lime's ``classifier_fn``) can be used in place of a Classifier by the
@@ -24,7 +27,7 @@ from numpy.typing import NDArray
 from .._validation import check_int, check_one_of
 from ..exceptions import (ClassifierOutputError, ConfigurationError, InvalidImageError,
                           ModelLoadError)
-from ..perturb import perturb_tensor
+from ..perturb import check_rows, perturb_rows_tensor, perturb_tensor
 from .applications import preprocess_function
 
 __all__ = ["ClassifierFn", "Classifier", "check_probabilities", "OUTPUT_ACTIVATIONS"]
@@ -124,6 +127,10 @@ class Classifier:
     label_names : sequence of str, optional
     batch_size : int, default 128
         Every compiled call sees exactly this many images.
+    row_batch_size : int, optional
+        Rows per device run of :meth:`predict_rows` (see
+        :attr:`row_batch_size`); by default ``batch_size`` on TensorFlow and
+        the ONNX Runtime engine's batch (32 at most) on ONNX Runtime.
     output_activation : {"none", "softmax", "sigmoid"}
         Applied to the model's output: use ``softmax`` for a model that
         returns logits.  A model with one output unit is read as a binary
@@ -155,9 +162,11 @@ class Classifier:
                  label_names: Sequence[str] | None = None, batch_size: int = 128,
                  output_activation: str = "none",
                  input_size: tuple[int, int] | None = None,
-                 name: str | None = None, digest: str | None = None, jit: bool = True):
+                 name: str | None = None, digest: str | None = None, jit: bool = True,
+                 row_batch_size: int | None = None):
         self.model = model
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self._init_rows(row_batch_size)
         self.output_activation = check_one_of(
             "output_activation", output_activation or "none", OUTPUT_ACTIVATIONS)
         self._preprocess = preprocess_function(preprocess)
@@ -190,15 +199,19 @@ class Classifier:
                   input_channels: int = 3, preprocess: str | None = None,
                   label_names: Sequence[str] | None = None, batch_size: int = 128,
                   output_activation: str = "none", name: str = "model", digest: str,
-                  reason: str | None = None, threads: int | None = None) -> Classifier:
+                  reason: str | None = None, threads: int | None = None,
+                  row_batch_size: int | None = None) -> Classifier:
         """A classifier that runs only its exported ONNX graph (an executor's copy).
 
         It has no Keras model (``model`` is None): it predicts through ONNX
-        Runtime and cannot go back to TensorFlow.
+        Runtime and cannot go back to TensorFlow.  :meth:`predict_rows` runs
+        the multi-image twin of ``onnx_bytes`` (:func:`~lime_spark.models.onnx.rows_graph`),
+        derived and loaded on its first call.
         """
         self = cls.__new__(cls)
         self.model = None
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self._init_rows(row_batch_size)
         self.output_activation = check_one_of(
             "output_activation", output_activation or "none", OUTPUT_ACTIVATIONS)
         self._preprocess, self.preprocess_name = None, preprocess
@@ -212,16 +225,60 @@ class Classifier:
         self.use_onnx(onnx_bytes, reason, threads=threads)
         return self
 
+    def _init_rows(self, row_batch_size: int | None) -> None:
+        self._row_batch_size = None if row_batch_size is None else check_int(
+            "row_batch_size", row_batch_size, minimum=1)
+        self._rows_fn: Callable | None = None
+        self._rows_model_fn: Callable | None = None
+        self._onnx_rows: Any = None
+
+    @property
+    def row_batch_size(self) -> int:
+        """Rows per device run of :meth:`predict_rows`: every run sees exactly this many.
+
+        By default ``batch_size`` on TensorFlow and the ONNX Runtime engine's
+        batch (``min(batch_size, 32)``) on ONNX Runtime.  Set it once (e.g.
+        1024 on a GPU) before predicting: setting another value recompiles.
+        """
+        if self._row_batch_size is not None:
+            return self._row_batch_size
+        if self._onnx is not None:
+            return int(self._onnx.batch_size)
+        return self.batch_size
+
+    @row_batch_size.setter
+    def row_batch_size(self, rows: int) -> None:
+        rows = check_int("row_batch_size", rows, minimum=1)
+        if rows != self._row_batch_size:
+            self._row_batch_size = rows
+            self._rows_fn = self._rows_model_fn = None
+
     # -- runtime --------------------------------------------------------------
     def use_onnx(self, onnx_bytes: bytes, reason: str | None, *, engine: Any = None,
-                 threads: int | None = None) -> None:
-        """Predict through ONNX Runtime on ``onnx_bytes`` (from :func:`export_onnx`)."""
+                 threads: int | None = None, rows_engine: Any = None) -> None:
+        """Predict through ONNX Runtime on ``onnx_bytes`` (from :func:`export_onnx`).
+
+        ``rows_engine``: an :class:`~lime_spark.models.onnx.OnnxEngine` on
+        ``rows_graph(onnx_bytes)`` already loaded (``auto``'s probe); else it is
+        derived and loaded on the first :meth:`predict_rows`.
+        """
         from .onnx import BATCH_SIZE, OnnxEngine
 
         self._onnx = engine or OnnxEngine(onnx_bytes, threads=threads,
                                           batch_size=min(self.batch_size, BATCH_SIZE))
+        self._onnx_rows = rows_engine
         self.onnx_bytes = onnx_bytes
         self.runtime, self.runtime_reason = "onnx", reason
+
+    def _rows_engine(self) -> Any:
+        """The ONNX Runtime engine of the multi-image graph, loaded on first use."""
+        if self._onnx_rows is None:
+            from .onnx import OnnxEngine, rows_graph
+
+            self._onnx_rows = OnnxEngine(rows_graph(self.onnx_bytes), threads=self._onnx.threads,
+                                         batch_size=self._onnx.batch_size,
+                                         providers=self._onnx.providers)
+        return self._onnx_rows
 
     def use_tensorflow(self, reason: str | None) -> None:
         """Predict through the compiled TensorFlow functions (the Keras model)."""
@@ -229,7 +286,7 @@ class Classifier:
             raise ConfigurationError(
                 f"Classifier {self.name!r} holds only its ONNX graph; it cannot run on "
                 "TensorFlow")
-        self._onnx, self.onnx_bytes = None, None
+        self._onnx, self._onnx_rows, self.onnx_bytes = None, None, None
         self.runtime, self.runtime_reason = "tensorflow", reason
 
     # -- metadata ---------------------------------------------------------
@@ -317,6 +374,45 @@ class Classifier:
                 tf.TensorSpec([batch, height, width, self.input_channels], tf.float32)])
         return self._prepare_fn, self._masks_fn, self._model_fn
 
+    def _rows_compiled(self) -> tuple[Callable, Callable]:
+        """(perturbed rows of several images, model) compiled for ``row_batch_size`` rows.
+
+        The first is :func:`~lime_spark.perturb.perturb_rows_tensor` on the
+        prepared images and fills (preparation is per pixel, so it runs on the
+        M images, not the B rows), compiled with XLA when ``self.jit`` holds.
+        Its row count is fixed; the design width (a multiple of 64) and the
+        number of images (a power of two) vary, so XLA compiles a few shapes
+        and nothing retraces.  The model function is the one of
+        :meth:`_compiled` when ``row_batch_size == batch_size``.
+        """
+        if self._rows_fn is None:
+            import tensorflow as tf
+
+            height, width = self.input_size
+            rows = self.row_batch_size
+
+            def prepare_rows(design, segments, images, fills, row_image):
+                self.trace_count += 1
+                return perturb_rows_tensor(design, segments, self._prepare(images),
+                                           self._prepare(fills), row_image)
+
+            def predict(x):
+                self.trace_count += 1
+                return self._predict(x)
+
+            self._rows_fn = tf.function(prepare_rows, jit_compile=self.jit, input_signature=[
+                tf.TensorSpec([rows, None], tf.float32),
+                tf.TensorSpec([None, height, width], tf.int32),
+                tf.TensorSpec([None, height, width, 3], tf.float32),
+                tf.TensorSpec([None, height, width, 3], tf.float32),
+                tf.TensorSpec([rows], tf.int32)])
+            if rows == self.batch_size:
+                self._rows_model_fn = self._compiled()[2]
+            else:
+                self._rows_model_fn = tf.function(predict, input_signature=[
+                    tf.TensorSpec([rows, height, width, self.input_channels], tf.float32)])
+        return self._rows_fn, self._rows_model_fn
+
     def _run(self, step: Callable[[], Any]) -> Any:
         """Run ``step``; if XLA cannot compile here, fall back to plain graphs once."""
         try:
@@ -326,7 +422,7 @@ class Classifier:
                 raise
             logger.warning("XLA unavailable (%s); using plain tf.function", type(exc).__name__)
             self.jit = False
-            self._model_fn = None
+            self._model_fn = self._rows_fn = self._rows_model_fn = None
             return step()
 
     def _check_image_size(self, shape: tuple[int, ...], what: str) -> None:
@@ -410,3 +506,80 @@ class Classifier:
 
         probs = self._run(step)[:n]
         return check_probabilities(probs, n, self.n_classes).astype(np.float32)
+
+    def predict_rows(self, images: NDArray, fills: NDArray, segments: NDArray,
+                     row_image: NDArray, design: NDArray) -> NDArray[np.float32]:
+        """Probabilities of design rows that belong to several images.
+
+        Row b is image ``row_image[b]`` with the superpixels s where
+        ``design[b, s]`` is 0 replaced by its fill's pixels, built on the
+        device as in :meth:`predict_design`.  Rows run ``row_batch_size`` at a
+        time, every run padded to exactly that many rows, and a row's
+        probabilities depend only on its own inputs and its position in the
+        run: the rows of an image get the same values (bitwise, on one
+        runtime, device and ``row_batch_size``) whichever images share their
+        runs.  They equal :meth:`predict_design`'s to float32 rounding (on
+        ONNX Runtime the graphs differ only in how pixels reach the rows).
+
+        Parameters
+        ----------
+        images, fills : ndarray of shape (M, H, W, 3), in 0..255
+            The images with rows in this call and their fills; H, W the
+            model's input size.
+        segments : ndarray of shape (M, H, W), int
+            Each image's superpixel ids 0..K_m-1.
+        row_image : ndarray of shape (B,), int in 0..M-1
+            The image of each design row.
+        design : ndarray of shape (B, Kmax), 0/1
+            Each row padded with zeros beyond its image's K_m.
+
+        Returns
+        -------
+        ndarray of shape (B, n_classes), float32
+
+        Raises
+        ------
+        InvalidImageError, SegmentationError, ConfigurationError
+            Inputs of the wrong shape or out of range
+            (:func:`~lime_spark.perturb.check_rows`).
+        ModelLoadError
+            On ONNX Runtime, a graph exported by an older version (no
+            multi-image twin): export the model again.
+        """
+        images, fills, segments, row_image, design = check_rows(
+            images, fills, segments, row_image, design)
+        self._check_image_size(images.shape, "images")
+        n = design.shape[0]
+        if n == 0:
+            return np.zeros((0, self.n_classes), np.float32)
+        if self._onnx is not None:
+            probs = self._rows_engine().predict_rows(images, fills, segments, row_image, design,
+                                                     rows=self.row_batch_size)
+            return check_probabilities(probs, n, self.n_classes).astype(np.float32)
+        import tensorflow as tf
+
+        rows = self.row_batch_size
+        columns = -(-design.shape[1] // 64) * 64
+        out = []
+        for start in range(0, n, rows):
+            block = design[start:start + rows]
+            used, index = np.unique(row_image[start:start + rows], return_inverse=True)
+            # images padded to a power of two (the last repeated): few XLA shapes
+            take = np.concatenate([used, np.full((1 << (len(used) - 1).bit_length()) - len(used),
+                                                 used[-1])])
+            z = np.zeros((rows, columns), np.float32)
+            z[:block.shape[0], :block.shape[1]] = block
+            r = np.zeros(rows, np.int32)
+            r[:block.shape[0]] = index
+            args = (tf.convert_to_tensor(z),
+                    tf.convert_to_tensor(np.ascontiguousarray(segments[take], np.int32)),
+                    tf.convert_to_tensor(np.ascontiguousarray(images[take], np.float32)),
+                    tf.convert_to_tensor(np.ascontiguousarray(fills[take], np.float32)),
+                    tf.convert_to_tensor(r))
+
+            def step(args=args):
+                prepare, model = self._rows_compiled()
+                return np.asarray(model(prepare(*args)))
+
+            out.append(self._run(step)[:block.shape[0]])
+        return check_probabilities(np.concatenate(out), n, self.n_classes).astype(np.float32)
