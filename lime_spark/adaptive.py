@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from .adapters import Checkpoint, DesignPredictor, predict_design
 from .sampling import sample_design
 from .stability import RunningRidge, coefficient_covariance, top_k_stability
+from .steps import ModelRequest, Steps
 from .surrogate import cosine_distances, kernel_weights
 
 if TYPE_CHECKING:
     from .explainer import ExplainerConfig
 
-__all__ = ["Sampled", "sample_and_predict", "stopping_points", "STABILITY_TOP_K"]
+__all__ = ["Sampled", "sample_steps", "stopping_points", "STABILITY_TOP_K"]
 
 STABILITY_TOP_K = 5
 """k of the stability rule when ``num_features`` leaves it open."""
@@ -68,15 +68,17 @@ def _stability(ridge: RunningRidge, design: NDArray, targets: NDArray, kernel: N
             for j, label in enumerate(explained)}
 
 
-def sample_and_predict(predictor: DesignPredictor, image: NDArray, fill_image: NDArray,
-                       segments: NDArray, *, config: ExplainerConfig,
-                       rng: np.random.Generator, choose_labels: LabelChooser,
-                       checkpoint: Checkpoint | None = None) -> Sampled:
-    """Draw the design, predict it (all of it, or block by block until stable).
+def sample_steps(image: NDArray, fill_image: NDArray, segments: NDArray, *,
+                 config: ExplainerConfig, rng: np.random.Generator,
+                 choose_labels: LabelChooser) -> Steps[Sampled]:
+    """Draw the design and ask for its probabilities: all of it, or block by block until stable.
+
+    A step generator (:mod:`lime_spark.steps`): it yields one
+    :class:`~lime_spark.steps.ModelRequest` per block of rows (``n_samples``
+    rows at once for a fixed budget) and returns the :class:`Sampled` rows.
 
     Parameters
     ----------
-    predictor : DesignPredictor
     image, fill_image : ndarray of shape (H, W, 3)
     segments : ndarray of shape (H, W), ids 0..K-1
     config : ExplainerConfig
@@ -85,8 +87,6 @@ def sample_and_predict(predictor: DesignPredictor, image: NDArray, fill_image: N
     choose_labels : callable
         Picks the labels to explain from the original image's probabilities
         (row 0, in the first block).
-    checkpoint : callable, optional
-        Passed to :func:`~lime_spark.adapters.predict_design` (per batch).
     """
     n_superpixels = int(segments.max()) + 1
     points = stopping_points(config)
@@ -100,8 +100,7 @@ def sample_and_predict(predictor: DesignPredictor, image: NDArray, fill_image: N
     stability: dict[int, float] = {}
     done = 0
     for stop in points:
-        block = predict_design(predictor, image, fill_image, segments, design[done:stop],
-                               batch_size=config.batch_size, checkpoint=checkpoint)
+        block = yield ModelRequest(image, fill_image, segments, design[done:stop])
         blocks.append(block)
         if ridge is None:
             top, explained = choose_labels(block[0])

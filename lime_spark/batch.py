@@ -1,16 +1,22 @@
-"""One image record in, its rows of the three output tables out (no Spark here).
+"""Image records in, their rows of the three output tables out (no Spark here).
 
-:func:`explain_record` reads an image through fsspec, explains it, computes
-the metrics, writes the overlay PNGs and returns the ``images``,
-``explanations`` and ``features`` rows of ``shared/DESIGN.md``.  Every
-failure of one image becomes an error row: the caller never sees an
+:func:`explain_records` reads images through fsspec, explains them, computes
+the metrics, writes the overlay PNGs and yields the ``images``,
+``explanations`` and ``features`` rows of ``shared/DESIGN.md`` per image.
+Every failure of one image becomes an error row: the caller never sees an
 exception for a bad image, and an error row never leaves overlays behind.
-The Spark partition function and a plain Python loop both call it.
+The Spark partition function and a plain Python loop
+(:func:`explain_record` for one image) both call it.
 
-``explain_record`` is a sequence of small stages (read, decode, resize,
-explain, metrics, rows, overlays) under one error policy
-(:func:`_error_result`); the table rows are built in :mod:`lime_spark.rows`,
-the overlay PNGs written in :mod:`lime_spark.overlays`.
+An image is a sequence of small stages under one error policy
+(:func:`_error_result`): :func:`_prepare` (read, decode, resize, overlay
+canvas, segment), the model's steps (:class:`_ImageTask`: explanation, then
+the top label's deletion/insertion curves) and :meth:`_ImageTask.finish`
+(table rows from :mod:`lime_spark.rows`, overlay pictures from
+:mod:`lime_spark.overlays`, encoding, writing).  :mod:`lime_spark.pipeline`
+runs them: the stages around the model in a small thread pool, the model's
+batches shared between images; each stage's seconds go into the image's
+``RecordResult.stages`` (:mod:`lime_spark.timings`).
 
 A per-image time limit (``BatchSettings.image_timeout``) is cooperative: the
 elapsed time is checked between the stages of one image and before every
@@ -26,14 +32,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .explainer import Checkpoint, ImageExplainer, ImageExplanation
+from .adapters import as_design_predictor
+from .explainer import ImageExplainer, ImageExplanation, Prepared
 from .exceptions import (
     ClassifierOutputError,
     ImageTimeoutError,
@@ -42,18 +50,23 @@ from .exceptions import (
     SegmentationError,
 )
 from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image, resize_image
-from .metrics import deletion_insertion_auc
+from .metrics import auc, deletion_insertion_steps
 from .models import Classifier
-from .options import Bool, Int, OneOf, Optional, Real, option, validate
-from .overlays import overlay_folder, overlay_uris, remove_overlays, write_overlays
+from .options import Bool, Int, IntOrAuto, OneOf, Optional, Real, option, validate
+from .overlays import encode_overlays, overlay_folder, overlay_pictures, overlay_uris, remove_overlays
+from .pipeline import resolve_device_batch, resolve_in_flight, run_pipeline
+from .render import thumbnail
 from .rows import base_row, error_row, explanation_rows, feature_rows, ok_row, pixel_stats
 from .run_ids import check_run_id
 from .sampling import derive_seed
 from .segmentation import segment_image
-from .storage import DEFAULT_MAX_BYTES, read_bytes, redact
+from .steps import Steps
+from .storage import DEFAULT_MAX_BYTES, join_uri, read_bytes, redact, write_bytes
 from .tables import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMNS  # re-exported
+from .timings import StageClock
 
-__all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "image_id_for_path",
+__all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "explain_records",
+           "image_id_for_path",
            "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
            "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS"]
 
@@ -170,6 +183,15 @@ class BatchSettings:
     overlay_max_side: int = option(
         1024, "longest side of overlay PNGs in pixels (0: the original size)", Int(0))
     metrics: bool = option(True, "compute deletion/insertion AUC for the top label", Bool())
+    device_batch_size: int | str = option(
+        "auto", "rows per model call, packed from the pending samples of several images; "
+        "auto: 32 with ONNX Runtime and 128 with TensorFlow on CPU, 1024 on a GPU",
+        IntOrAuto(1))
+    images_in_flight: int | str = option(
+        "auto", "images whose samples may share model batches (1: one image per batch); "
+        "auto: enough to fill two device batches, 2 to 32", IntOrAuto(1))
+    prefetch: int = option(
+        2, "images read, decoded and segmented ahead of the model, per task", Int(1))
     overlay_root: str | None = option(
         None, "where overlay files are written (a staging area; null: output_root)", job=False)
 
@@ -196,6 +218,8 @@ class RecordResult:
     features: list[dict[str, Any]] = field(default_factory=list)
     read_retries: int = 0
     segmentation_fallback: bool = False
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (:data:`lime_spark.timings.STAGES`) the image took."""
 
 
 class _Deadline:
@@ -231,6 +255,7 @@ class _ImageState:
     started: float
     retries: int = 0
     overlay_folder: str | None = None
+    clock: StageClock = field(default_factory=StageClock)
 
     def count_retry(self, exc: BaseException) -> None:
         """``read_bytes``'s ``on_retry``: count and log one retried read."""
@@ -271,19 +296,14 @@ def _decode(data: bytes, settings: BatchSettings) -> NDArray[np.uint8]:
                         max_decode_bytes=settings.max_decode_bytes)
 
 
-def _explain(model_image: NDArray, *, image_id: str, seed: int, classifier: Classifier,
-             explainer: ImageExplainer, settings: BatchSettings,
-             checkpoint: Checkpoint | None) -> tuple[ImageExplanation, bool]:
-    """Segment, predict and fit; on a grid of ``n_superpixels`` cells if the segmenter fails.
+def _segment(model_image: NDArray, *, image_id: str, seed: int, classifier: Classifier,
+             explainer: ImageExplainer) -> tuple[Prepared, bool]:
+    """Superpixels and fill; on a grid of ``n_superpixels`` cells if the segmenter fails.
 
-    Returns the explanation and whether the grid fallback was taken.
+    Returns the prepared image and whether the grid fallback was taken.
     """
-    def explain(segments: NDArray | None = None) -> ImageExplanation:
-        return explainer.explain(model_image, classifier, top_labels=settings.top_labels,
-                                 random_state=seed, segments=segments, checkpoint=checkpoint)
-
     try:
-        return explain(), False
+        return explainer.prepare(model_image, classifier, random_state=seed), False
     except SegmentationError as exc:
         # The segmenter cannot split this image (SLIC merges a fine texture into one
         # region): explain it on a regular grid of n_superpixels cells instead.
@@ -291,18 +311,16 @@ def _explain(model_image: NDArray, *, image_id: str, seed: int, classifier: Clas
                              n_superpixels=explainer.config.n_superpixels)
         logger.warning("image %s: %s; explained on a %d-cell grid instead", image_id, exc,
                        int(grid.max()) + 1)
-        return explain(grid), True
+        return explainer.prepare(model_image, classifier, segments=grid,
+                                 random_state=seed), True
 
 
-def _metrics(explanation: ImageExplanation, classifier: Classifier, *, enabled: bool,
-             deadline: _Deadline) -> tuple[float | None, float | None]:
-    """Deletion and insertion AUC of the top label; ``(None, None)`` when not enabled."""
-    if not enabled:
-        return None, None
-    deadline("metrics")
-    deletion, insertion = deletion_insertion_auc(explanation, classifier,
-                                                 explanation.top_labels[0])
-    return deletion, insertion
+def _canvas(original: NDArray[np.uint8], settings: BatchSettings) -> NDArray[np.uint8]:
+    """What the overlays are drawn on: the image shrunk to ``overlay_max_side``."""
+    max_side = settings.overlay_max_side
+    if max_side and max(original.shape[:2]) > max_side:
+        return thumbnail(original, max_side)
+    return original
 
 
 def _rows(state: _ImageState, explanation: ImageExplanation,
@@ -322,12 +340,6 @@ def _rows(state: _ImageState, explanation: ImageExplanation,
             feature_rows(state.image_id, explanation, stats))
 
 
-def _overlays(folder: str, original: NDArray[np.uint8], explanation: ImageExplanation,
-              settings: BatchSettings) -> None:
-    write_overlays(folder, original, explanation, max_side=settings.overlay_max_side,
-                   n_features=settings.overlay_features, display=settings.overlay_display)
-
-
 def _error_result(state: _ImageState, exc: Exception) -> RecordResult:
     """The one error policy: remove the image's overlays, log, return its error row.
 
@@ -341,22 +353,161 @@ def _error_result(state: _ImageState, exc: Exception) -> RecordResult:
     logger.log(level, "image %s failed: %s: %s", state.image_id, type(exc).__name__,
                redact(str(exc)), exc_info=exc if level == logging.WARNING else False)
     return RecordResult(error_row(state.record, state.image_id, exc, state.started, state.base),
-                        read_retries=state.retries)
+                        read_retries=state.retries, stages=state.clock.as_dict())
+
+
+class _ImageTask:
+    """One prepared image in the pipeline (:class:`lime_spark.pipeline.ImageTask`).
+
+    Its steps are the explanation, then the top label's deletion/insertion
+    curves; :meth:`finish` builds the rows and writes the overlays (in the
+    pipeline's pool); :meth:`fail` is the error policy.
+    """
+
+    def __init__(self, state: _ImageState, prepared: Prepared, *, canvas: NDArray | None,
+                 shape: tuple[int, int], fallback: bool, deadline: _Deadline,
+                 classifier: Classifier, explainer: ImageExplainer, settings: BatchSettings):
+        self.state, self.prepared, self.canvas = state, prepared, canvas
+        self.shape, self.fallback, self.check = shape, fallback, deadline
+        self.classifier, self.explainer, self.settings = classifier, explainer, settings
+        self.clock = state.clock
+        self.stage = "fit"
+
+    def steps(self) -> Steps[tuple[ImageExplanation, tuple[float | None, float | None]]]:
+        explanation = yield from self.explainer.steps(
+            self.prepared, top_labels=self.settings.top_labels,
+            label_names=self.classifier.label_names)
+        if not self.settings.metrics:
+            return explanation, (None, None)
+        self.check("metrics")
+        self.stage = "metrics"
+        top = explanation.top_labels[0]
+        curves = yield from deletion_insertion_steps(explanation, [top])
+        deletion, insertion = curves[top]
+        return explanation, (auc(deletion), auc(insertion))
+
+    def finish(self, value: tuple[ImageExplanation, tuple[float | None, float | None]]
+               ) -> RecordResult:
+        explanation, areas = value
+        state, settings, clock = self.state, self.settings, self.clock
+        try:
+            self.check("rows")
+            row, explanations, features = _rows(state, explanation, areas, shape=self.shape,
+                                                classifier=self.classifier, settings=settings)
+            self.check("overlays")
+            if settings.overlays:
+                with clock.time("render"):
+                    pictures = overlay_pictures(
+                        self.canvas, explanation, max_side=settings.overlay_max_side,
+                        n_features=settings.overlay_features, display=settings.overlay_display)
+                with clock.time("encode"):
+                    encoded = encode_overlays(pictures)
+                with clock.time("write"):
+                    for name, data in encoded.items():
+                        write_bytes(join_uri(state.overlay_folder, f"{name}.png"), data)
+            row["seconds"] = time.perf_counter() - state.started
+            return RecordResult(row, explanations, features, state.retries, self.fallback,
+                                clock.as_dict())
+        except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
+            return _error_result(state, exc)
+
+    def fail(self, exc: Exception) -> RecordResult:
+        return _error_result(self.state, exc)
+
+
+def _prepare(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
+             settings: BatchSettings) -> _ImageTask | RecordResult:
+    """Read, decode, resize, segment: an image ready for the model, or its error row."""
+    started = time.perf_counter()
+    deadline = _Deadline(settings.image_timeout, started)
+    state = _ImageState(record, _image_id(record), base_row(classifier), started)
+    clock = state.clock
+    try:
+        if settings.overlays:
+            state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,
+                                                  settings.run_id, state.image_id)
+        path = _require_path(record)
+        seed = state.base["seed"] = derive_seed(settings.run_seed, state.image_id)
+        with clock.time("read"):
+            data = _read(path, settings, on_retry=state.count_retry)
+        deadline("decode")
+        with clock.time("decode"):
+            original = _decode(data, settings)
+            del data
+            state.base.update(height=original.shape[0], width=original.shape[1])
+            model_image = resize_image(original, classifier.input_size)
+        canvas = None
+        if settings.overlays:
+            with clock.time("render"):
+                canvas = _canvas(original, settings)
+        shape = original.shape[:2]
+        del original                      # only the canvas is kept for the overlays
+        deadline("segment")
+        with clock.time("segment"):
+            prepared, fallback = _segment(model_image, image_id=state.image_id, seed=seed,
+                                          classifier=classifier, explainer=explainer)
+        return _ImageTask(state, prepared, canvas=canvas, shape=shape, fallback=fallback,
+                          deadline=deadline, classifier=classifier, explainer=explainer,
+                          settings=settings)
+    except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
+        return _error_result(state, exc)
+
+
+def explain_records(records: Iterable[ImageRecord], *, classifier: Classifier,
+                    explainer: ImageExplainer, settings: BatchSettings, threads: int = 0,
+                    gpu: bool = False) -> Iterator[RecordResult]:
+    """Explain input rows through the pipeline (:mod:`lime_spark.pipeline`); never raises
+    for a bad image.
+
+    Per image the stages run in this order: read (retried), decode, resize,
+    segment, then the model's batches (shared with other images, see
+    ``device_batch_size`` and ``images_in_flight``) for the explanation and
+    the top label's deletion/insertion curves, then table rows and overlays.
+    A time limit is checked before every stage and model batch up to the
+    overlays.  Overlays are written last; an error row removes the image's
+    overlay folder (also one an earlier attempt of the same task wrote), so it
+    never has overlays.  When the segmenter cannot split the image
+    (``SegmentationError``, e.g. SLIC merging a fine texture into one
+    region) the image is explained on a regular grid of ``n_superpixels``
+    cells instead (``RecordResult.segmentation_fallback``).
+
+    Parameters
+    ----------
+    records : iterable of ImageRecord
+        Read lazily from the calling thread.
+    threads : int, default 0
+        Threads for the stages around the model (0: all in the calling thread).
+    gpu : bool, default False
+        Whether the model runs on a GPU (chooses ``device_batch_size="auto"``).
+        A :class:`Classifier`'s ``row_batch_size`` is set to the device batch.
+
+    Yields
+    ------
+    RecordResult
+        One per record, in the order they finish; ``image`` always holds one
+        row (``status`` ``ok`` or ``error``); explanations and features are
+        empty for errors.
+    """
+    predictor = as_design_predictor(classifier, batch_size=explainer.config.batch_size)
+    runtime = getattr(classifier, "runtime", "python")
+    device_batch = resolve_device_batch(settings.device_batch_size, runtime, gpu)
+    if isinstance(classifier, Classifier):
+        classifier.row_batch_size = device_batch        # recompiles only when it changes
+    in_flight = resolve_in_flight(settings.images_in_flight, device_batch,
+                                  explainer.config.batch_size)
+    return run_pipeline(
+        records, prepare=partial(_prepare, classifier=classifier, explainer=explainer,
+                                 settings=settings),
+        is_task=lambda value: isinstance(value, _ImageTask), predictor=predictor,
+        device_batch=device_batch, in_flight=in_flight, prefetch=settings.prefetch,
+        threads=threads, n_classes=getattr(classifier, "n_classes", None),
+        single_image=runtime == "onnx")
 
 
 def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
                    settings: BatchSettings) -> RecordResult:
-    """Explain one input row; never raises for a bad image.
-
-    The stages run in this order: read (retried), decode, resize, explain
-    (segment, predict, fit), metrics, table rows, overlays.  A time limit is
-    checked before every stage and model batch up to the overlays.  Overlays
-    are written last; an error row removes the image's overlay folder (also
-    one an earlier attempt of the same task wrote), so it never has
-    overlays.  When the segmenter cannot split the image (``SegmentationError``,
-    e.g. SLIC merging a fine texture into one region) the image is explained
-    on a regular grid of ``n_superpixels`` cells instead
-    (``RecordResult.segmentation_fallback``).
+    """Explain one input row (:func:`explain_records` of one record); never raises for a
+    bad image.
 
     Returns
     -------
@@ -364,34 +515,6 @@ def explain_record(record: ImageRecord, *, classifier: Classifier, explainer: Im
         ``image`` always holds one row (``status`` ``ok`` or ``error``);
         explanations and features are empty for errors.
     """
-    started = time.perf_counter()
-    deadline = _Deadline(settings.image_timeout, started)
-    state = _ImageState(record, _image_id(record), base_row(classifier), started)
-    try:
-        if settings.overlays:
-            state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,
-                                                  settings.run_id, state.image_id)
-        path = _require_path(record)
-        seed = state.base["seed"] = derive_seed(settings.run_seed, state.image_id)
-        data = _read(path, settings, on_retry=state.count_retry)
-        deadline("decode")
-        original = _decode(data, settings)
-        del data
-        state.base.update(height=original.shape[0], width=original.shape[1])
-        deadline("resize")
-        model_image = resize_image(original, classifier.input_size)
-        explanation, fallback = _explain(
-            model_image, image_id=state.image_id, seed=seed, classifier=classifier,
-            explainer=explainer, settings=settings,
-            checkpoint=deadline if settings.image_timeout else None)
-        auc = _metrics(explanation, classifier, enabled=settings.metrics, deadline=deadline)
-        deadline("rows")
-        row, explanations, features = _rows(state, explanation, auc, shape=original.shape[:2],
-                                            classifier=classifier, settings=settings)
-        deadline("overlays")
-        if settings.overlays:
-            _overlays(state.overlay_folder, original, explanation, settings)
-        row["seconds"] = time.perf_counter() - started
-        return RecordResult(row, explanations, features, state.retries, fallback)
-    except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
-        return _error_result(state, exc)
+    (result,) = explain_records([record], classifier=classifier, explainer=explainer,
+                                settings=settings)
+    return result

@@ -114,7 +114,9 @@ def print_summary(summary: dict[str, Any], stream: Any = None) -> None:
         + (f" {imgs['errors_by_class']}" if imgs["errors_by_class"] else "")
         + f"; {t['total_seconds']:.1f}s total, {t['images_per_second'] or 0:.2f} images/s; "
         f"model loaded {summary['workers']['model_loads']}x in "
-        f"{summary['workers']['python_workers']} Python worker(s)\n"
+        f"{summary['workers']['python_workers']} Python worker(s)"
+        + (f"; model busy {100 * t['model_busy_fraction']:.0f}% of worker time"
+           if t.get("model_busy_fraction") is not None else "") + "\n"
         f"results under {summary['output']}: images/ explanations/ features/ overlays/ "
         f"runs/run_id={summary['run_id']}/summary.json\n"
         + (f"report: {summary['report']}\n" if summary.get("report") else ""))

@@ -21,12 +21,13 @@ from numpy.typing import NDArray
 from .adapters import Checkpoint, as_design_predictor, check_image, predict_design
 from .exceptions import ConfigurationError
 from .models import Classifier, ClassifierFn
-from .adaptive import sample_and_predict
+from .adaptive import sample_steps
 from .options import (Int, IntOrAuto, MappingOf, OneOf, Optional, Real, canonical_names, option,
                       validate)
 from .perturb import FillSpec, make_fill
 from .sampling import SAMPLINGS, as_generator
 from .segmentation import SEGMENTERS, check_segments, segment_image
+from .steps import Steps, run_steps
 from .surrogate import FEATURE_SELECTIONS, fit_surrogate
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ExplainerConfig",
     "ImageExplainer",
     "ImageExplanation",
+    "Prepared",
     "Checkpoint",
     "predict_design",
 ]
@@ -214,6 +216,28 @@ class ImageExplanation:
         return temp, mask
 
 
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """An image ready for the model: what :meth:`ImageExplainer.prepare` returns.
+
+    Attributes
+    ----------
+    image : ndarray of shape (H, W, 3)
+        At the classifier's input size.
+    segments : ndarray of shape (H, W), int32, ids 0..K-1
+    fill_image : ndarray of shape (H, W, 3)
+    rng : Generator
+        The seed's generator after the segmenter's draw: it draws the design.
+    seed : int or None
+    """
+
+    image: NDArray
+    segments: NDArray[np.int32]
+    fill_image: NDArray
+    rng: np.random.Generator
+    seed: int | None
+
+
 class ImageExplainer:
     """Explain image classifiers with LIME.
 
@@ -322,14 +346,32 @@ class ImageExplainer:
         ImageExplanation
         """
         started = time.perf_counter()
+        predictor = as_design_predictor(classifier, batch_size=self.config.batch_size)
+        prepared = self.prepare(image, predictor, segments=segments, random_state=random_state,
+                                checkpoint=checkpoint)
+        steps = self.steps(prepared, top_labels=top_labels, labels=labels,
+                           label_names=getattr(classifier, "label_names", None),
+                           checkpoint=checkpoint)
+        explanation = run_steps(steps, predictor, batch_size=self.config.batch_size,
+                                checkpoint=checkpoint)
+        return replace(explanation, seconds=time.perf_counter() - started)
+
+    def prepare(self, image: NDArray, classifier: Any, *, segments: NDArray | None = None,
+                random_state: int | None = None,
+                checkpoint: Checkpoint | None = None) -> Prepared:
+        """Everything before the model: the image checked and resized, superpixels, fill.
+
+        ``classifier`` is only looked at for its input size (a
+        :class:`Classifier` gets the image resized to it).  The seed's generator
+        is drawn from for the segmenter first and then handed on for the design.
+        """
         cfg = self.config
         image = check_image(image)
-        predictor = as_design_predictor(classifier, batch_size=cfg.batch_size)
-        if isinstance(predictor, Classifier) and image.shape[:2] != predictor.input_size:
+        if isinstance(classifier, Classifier) and image.shape[:2] != classifier.input_size:
             from .images import resize_image
 
             image = resize_image(np.clip(np.rint(image), 0, 255).astype(np.uint8),
-                                 predictor.input_size)
+                                 classifier.input_size)
         seed = self.random_state if random_state is None else random_state
         rng = as_generator(seed)
         if checkpoint is not None:
@@ -342,29 +384,42 @@ class ImageExplainer:
         else:
             segments = check_segments(segments, image.shape)
         fill_image = make_fill(image, segments, cfg.fill, **cfg.fill_params)
+        return Prepared(image=image, segments=segments, fill_image=fill_image, rng=rng,
+                        seed=seed if isinstance(seed, int) else None)
+
+    def steps(self, prepared: Prepared, *, top_labels: int | None = 5,
+              labels: Sequence[int] | None = None, label_names: Sequence[str] | None = None,
+              checkpoint: Checkpoint | None = None) -> Steps[ImageExplanation]:
+        """The explanation of a prepared image as a step generator (:mod:`lime_spark.steps`).
+
+        It yields the design blocks to predict and returns the
+        :class:`ImageExplanation` (``seconds`` counts from the first step).
+        """
+        started = time.perf_counter()
+        cfg = self.config
 
         def choose_labels(original: NDArray) -> tuple[list[int], list[int]]:
             return _explained_labels(original, top_labels, labels)
 
-        run = sample_and_predict(predictor, image, fill_image, segments, config=cfg, rng=rng,
-                                 choose_labels=choose_labels, checkpoint=checkpoint)
+        run = yield from sample_steps(prepared.image, prepared.fill_image, prepared.segments,
+                                      config=cfg, rng=prepared.rng, choose_labels=choose_labels)
         if checkpoint is not None:
             checkpoint("fit")
         fits = fit_surrogate(run.design, run.probs[:, run.explained], run.kernel,
                              alpha=cfg.alpha, feature_selection=cfg.feature_selection,
                              num_features=cfg.num_features)
         explained, top, probs = run.explained, run.top, run.probs
-        label_names = getattr(classifier, "label_names", None)
         return ImageExplanation(
-            image=image, segments=segments, top_labels=top,
+            image=prepared.image, segments=prepared.segments, top_labels=top,
             local_exp={lab: fit.local_exp for lab, fit in zip(explained, fits)},
             intercept={lab: fit.intercept for lab, fit in zip(explained, fits)},
             score={lab: fit.score for lab, fit in zip(explained, fits)},
             local_pred={lab: fit.local_pred for lab, fit in zip(explained, fits)},
-            predictions=np.asarray(probs[0], dtype=np.float64), fill_image=fill_image,
-            label_names=label_names, seed=seed if isinstance(seed, int) else None,
-            seconds=time.perf_counter() - started, n_samples=int(run.design.shape[0]),
-            stability=run.stability)
+            predictions=np.asarray(probs[0], dtype=np.float64),
+            fill_image=prepared.fill_image,
+            label_names=list(label_names) if label_names is not None else None,
+            seed=prepared.seed, seconds=time.perf_counter() - started,
+            n_samples=int(run.design.shape[0]), stability=run.stability)
 
 
 def _explained_labels(original: NDArray, top_labels: int | None,

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .adapters import predict_design
 from .explainer import ImageExplainer, ImageExplanation
 from .models import Classifier, ClassifierFn
+from .steps import ModelRequest, Steps, run_steps
 
-__all__ = ["superpixel_order", "deletion_insertion_curves", "deletion_insertion_auc",
+__all__ = ["superpixel_order", "deletion_insertion_steps", "deletion_insertion_curves",
+           "deletion_insertion_auc", "auc",
            "stability"]
 
 
@@ -29,6 +30,30 @@ def superpixel_order(explanation: ImageExplanation, label: int) -> NDArray[np.in
     ranked = sorted(weights, key=lambda f: -weights[f])
     rest = [f for f in range(explanation.n_superpixels) if f not in weights]
     return np.array(ranked + rest, dtype=np.int64)
+
+
+def deletion_insertion_steps(explanation: ImageExplanation,
+                             labels: Sequence[int]) -> Steps[dict[int, tuple[NDArray, NDArray]]]:
+    """The deletion and insertion curves of ``labels`` as a step generator.
+
+    One :class:`~lime_spark.steps.ModelRequest` holds the rows of every
+    label's two curves (2 (K + 1) rows per label), so they share the model's
+    batches; it returns ``{label: (deletion, insertion)}``.
+    """
+    k = explanation.n_superpixels
+    steps = np.tril(np.ones((k + 1, k), dtype=np.uint8), -1)   # row i: first i set
+    blocks = []
+    for label in labels:
+        ranked = np.zeros((k + 1, k), dtype=np.uint8)
+        ranked[:, superpixel_order(explanation, label)] = steps
+        blocks += [1 - ranked, ranked]
+    probs = yield ModelRequest(explanation.image, explanation.fill_image, explanation.segments,
+                               np.vstack(blocks))
+    curves = {}
+    for i, label in enumerate(labels):
+        rows = probs[2 * i * (k + 1):2 * (i + 1) * (k + 1), label]
+        curves[int(label)] = (rows[:k + 1], rows[k + 1:])
+    return curves
 
 
 def deletion_insertion_curves(explanation: ImageExplanation,
@@ -41,18 +66,13 @@ def deletion_insertion_curves(explanation: ImageExplanation,
     deletion, insertion : ndarrays of shape (K + 1,)
         Step k hides (deletion) or shows only (insertion) the first k superpixels.
     """
-    order = superpixel_order(explanation, label)
-    k = len(order)
-    steps = np.tril(np.ones((k + 1, k), dtype=np.uint8), -1)   # row i: first i set
-    ranked = np.zeros((k + 1, k), dtype=np.uint8)
-    ranked[:, order] = steps
-    design = np.vstack([1 - ranked, ranked])
-    probs = predict_design(classifier, explanation.image, explanation.fill_image,
-                           explanation.segments, design, batch_size=batch_size)
-    return probs[:k + 1, label], probs[k + 1:, label]
+    curves = run_steps(deletion_insertion_steps(explanation, [label]), classifier,
+                       batch_size=batch_size)
+    return curves[int(label)]
 
 
-def _auc(curve: NDArray) -> float:
+def auc(curve: NDArray) -> float:
+    """Area under a curve sampled at equal steps, x normalised to [0, 1] (trapezoids)."""
     x = np.linspace(0.0, 1.0, len(curve))
     return float(np.sum((curve[1:] + curve[:-1]) * np.diff(x)) / 2.0)
 
@@ -76,7 +96,7 @@ def deletion_insertion_auc(explanation: ImageExplanation,
         label = explanation.labels[0] if not explanation.top_labels else explanation.top_labels[0]
     deletion, insertion = deletion_insertion_curves(explanation, classifier, label,
                                                     batch_size=batch_size)
-    return _auc(deletion), _auc(insertion)
+    return auc(deletion), auc(insertion)
 
 
 def stability(explainer: ImageExplainer, image: NDArray, classifier: Classifier | ClassifierFn,

@@ -67,7 +67,11 @@ def task_cpus() -> int:
 
 
 def executors_have_gpus(spark: Any) -> bool:
-    """Whether tasks of this session get GPUs (``spark.{task,executor}.resource.gpu.amount``)."""
+    """Whether tasks of this session get GPUs (``spark.{task,executor}.resource.gpu.amount``).
+
+    In local mode Spark schedules no GPUs, but the Python workers run on this
+    machine and see its GPUs: then it is whether TensorFlow here sees one.
+    """
     conf = spark.sparkContext.getConf()
     for key in ("spark.task.resource.gpu.amount", "spark.executor.resource.gpu.amount"):
         try:
@@ -75,4 +79,16 @@ def executors_have_gpus(spark: Any) -> bool:
                 return True
         except ValueError:
             continue
+    if spark.sparkContext.master.startswith("local"):
+        return local_gpu()
     return False
+
+
+def local_gpu() -> bool:
+    """Whether TensorFlow in this process sees a GPU (False without TensorFlow)."""
+    try:
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # noqa: BLE001 - no TensorFlow devices, no GPU
+        return False

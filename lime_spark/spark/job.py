@@ -34,6 +34,7 @@ from ..publish import (acquire_run_lock, discard_staging, publish_run, remove_pa
                        staging_uri)
 from ..storage import join_uri, redact_value, remove_tree, to_hadoop_uri, write_bytes
 from ..tables import IMAGE_COLUMNS
+from ..timings import STAGES, busy_fraction
 from .api import explain_images
 from .worker import FAIL_ONCE_ENV, RESULT_SCHEMA
 
@@ -169,6 +170,9 @@ def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> 
         F.sum(F.col("_segmentation_fallback").cast("int")).alias("segmentation_fallbacks"),
         F.sum(F.size("explanations")).alias("explanation_rows"),
         F.sum(F.size("features")).alias("feature_rows"),
+        F.sum("_worker_seconds").alias("worker_seconds"),
+        F.sum("_model_load_seconds").alias("model_load_seconds"),
+        *(F.sum(f"_stages.{stage}").alias(f"stage_{stage}") for stage in STAGES),
     ).first()
     explain_seconds = time.perf_counter() - explain_started
     errors = {r["error_class"]: r["count"] for r in
@@ -203,7 +207,8 @@ def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> 
                     "explain_seconds": round(explain_seconds, 3),
                     "image_seconds_sum": round(float(stats["image_seconds"] or 0.0), 3),
                     "images_per_second": round(rows / explain_seconds, 3)
-                    if explain_seconds else None},
+                    if explain_seconds else None,
+                    **_stage_timings(stats)},
         "workers": {"python_workers": int(stats["workers"]),
                     "model_loads": int(stats["model_loads"] or 0),
                     "gpus": sorted(g for g in stats["gpus"] if g),
@@ -212,6 +217,16 @@ def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> 
         "segmentation_fallbacks": int(stats["segmentation_fallbacks"] or 0),
         "storage": {"read_retries": int(stats["read_retries"] or 0)},
     }
+
+
+def _stage_timings(stats: Any) -> dict[str, Any]:
+    """``timings``' worker figures: seconds per stage summed over images, worker seconds
+    summed over partitions (model loading apart), and the model's share of them."""
+    stages = {stage: round(float(stats[f"stage_{stage}"] or 0.0), 3) for stage in STAGES}
+    worker = float(stats["worker_seconds"] or 0.0)
+    return {"stages": stages, "worker_seconds": round(worker, 3),
+            "model_load_seconds": round(float(stats["model_load_seconds"] or 0.0), 3),
+            "model_busy_fraction": busy_fraction(stages["model"], worker)}
 
 
 def _describe_run(spark: Any, cfg: JobConfig, classifier: Any,

@@ -52,14 +52,18 @@ class ModelPayload:
     onnx_bytes: bytes | None = None
     n_classes: int = 0
     input_channels: int = 3
+    architecture: str = ""
+    """sha256 of the Keras model's JSON configuration (layers, shapes, activations)."""
 
     @property
     def key(self) -> str:
         """Cache key: the weights' digest and every setting that changes predictions."""
-        model_bytes = self.onnx_bytes if self.runtime == "onnx" else self.keras_bytes
+        # the architecture, not the .keras bytes: a .keras file is a zip with the time of
+        # saving in it, so the same model saved for the next job would miss the cache
+        model = (hashlib.sha256(self.onnx_bytes or b"").hexdigest() if self.runtime == "onnx"
+                 else self.architecture)
         text = "|".join(map(str, (self.digest, self.preprocess, self.output_activation,
-                                  self.batch_size, self.input_size, self.runtime,
-                                  hashlib.sha256(model_bytes or b"").hexdigest())))
+                                  self.batch_size, self.input_size, self.runtime, model)))
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
@@ -78,8 +82,9 @@ class ModelPayload:
         onnx = classifier.runtime == "onnx"
         if not onnx and preprocess is not None and not isinstance(preprocess, str):
             raise TypeError("Only preprocessing given by name can be shipped to executors.")
-        data = b""
+        data, architecture = b"", ""
         if not onnx:
+            architecture = hashlib.sha256(classifier.model.to_json().encode()).hexdigest()
             with tempfile.TemporaryDirectory(prefix="lime-spark-payload-") as tmp:
                 path = os.path.join(tmp, "model.keras")
                 classifier.model.save(path)
@@ -92,7 +97,8 @@ class ModelPayload:
                    batch_size=classifier.batch_size, input_size=classifier.input_size,
                    runtime=classifier.runtime, runtime_reason=classifier.runtime_reason,
                    onnx_bytes=classifier.onnx_bytes if onnx else None,
-                   n_classes=classifier.n_classes, input_channels=classifier.input_channels)
+                   n_classes=classifier.n_classes, input_channels=classifier.input_channels,
+                   architecture=architecture)
 
     def build(self, *, threads: int | None = None) -> Classifier:
         """The executor's Classifier: an ONNX Runtime session, or the Keras model loaded.

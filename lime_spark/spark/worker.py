@@ -3,9 +3,13 @@
 :func:`explain_partitions` turns Arrow batches of input rows (``image_id``,
 ``path``, ``expected_label``) into Arrow batches of result rows
 (:data:`RESULT_SCHEMA`), one per input row, with
-:func:`lime_spark.batch.explain_record` for each image.  It pins the task's
-GPU, sizes TensorFlow's threads to ``spark.task.cpus`` and takes the model
-from the Python worker's cache (:mod:`lime_spark.spark.model_cache`).
+:func:`lime_spark.batch.explain_records` (the pipeline: stages around the
+model in ``spark.task.cpus`` threads, model batches shared between images).
+It pins the task's GPU, sizes the model's and numpy's threads to
+``spark.task.cpus``, takes the model from the Python worker's cache
+(:mod:`lime_spark.spark.model_cache`) and accounts the partition's time by
+stage (:mod:`lime_spark.timings`): each row carries its image's stage seconds,
+the last row of a partition the partition's worker seconds.
 ``LIME_SPARK_FAIL_ONCE=DIR`` is a fault injection switch for tests: the first
 attempt of partition 1 exits its Python worker after its first output batch.
 """
@@ -20,11 +24,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..batch import BatchSettings, ImageRecord, RecordResult, base_row, error_row, explain_record
+from ..batch import BatchSettings, ImageRecord, RecordResult, base_row, error_row, explain_records
 from ..exceptions import InvalidImageError
 from ..explainer import ImageExplainer
 from ..tables import ddl
-from .gpu import pin_task_gpus, task_cpus
+from ..timings import STAGES, add_stages, busy_fraction, format_stages
+from ..pipeline import resolve_device_batch
+from .gpu import local_gpu, pin_task_gpus, task_cpus
 from .model_cache import get_classifier
 
 __all__ = ["explain_partitions", "RESULT_SCHEMA", "INPUT_COLUMNS", "FAIL_ONCE_ENV"]
@@ -38,7 +44,9 @@ RESULT_SCHEMA = (
     f"{ddl('images')}, explanations ARRAY<STRUCT<{ddl('explanations')}>>, "
     f"features ARRAY<STRUCT<{ddl('features')}>>, "
     "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT, _max_rss BIGINT, "
-    "_segmentation_fallback BOOLEAN"
+    "_segmentation_fallback BOOLEAN, "
+    f"_stages STRUCT<{', '.join(f'{s} DOUBLE' for s in STAGES)}>, "
+    "_worker_seconds DOUBLE, _model_load_seconds DOUBLE"
 )
 """One row per input row; the three tables are projections of it."""
 
@@ -68,7 +76,6 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     ``runtime`` is the payload's: with ``onnx`` the worker never imports
     TensorFlow for the model, and ONNX Runtime gets ``spark.task.cpus`` threads.
     """
-    import pyarrow as pa
     from pyspark import TaskContext
 
     _configure_worker_logging(log_level)
@@ -82,38 +89,103 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:       # already set in this reused worker
             pass
+    load_started = time.perf_counter()
     classifier, loaded = get_classifier(model_key, lambda: broadcast.value, threads=threads)
+    on_gpu = gpu is not None or classifier.runtime == "tensorflow" and local_gpu()
+    classifier.row_batch_size = resolve_device_batch(settings.device_batch_size,
+                                                     classifier.runtime, on_gpu)
     if loaded:
         _warm_up(classifier)
+    load_seconds = time.perf_counter() - load_started
     ctx = TaskContext.get()
     partition = ctx.partitionId() if ctx else -1
     attempt = ctx.attemptNumber() if ctx else 0
     started = time.perf_counter()
     counts = {"ok": 0, "error": 0}
+    totals: dict[str, float] = {}
     pid = os.getpid()
-    for batch in batches:
-        rows = []
-        for record, bad_text in _records(batch):
-            if bad_text is None:
-                result = explain_record(record, classifier=classifier, explainer=explainer,
-                                        settings=settings)
-            else:
-                result = _bad_text_result(record, bad_text, base_row(classifier))
-            counts[result.image["status"]] += 1
-            rows.append({**result.image, "explanations": result.explanations,
-                         "features": result.features, "_worker_pid": pid,
-                         "_model_loaded": loaded, "_gpu": gpu,
-                         "_read_retries": result.read_retries, "_max_rss": _peak_rss(),
-                         "_segmentation_fallback": result.segmentation_fallback})
-            loaded = False
-        if rows:
-            yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
-            _fail_once(partition, attempt)
-    seconds = time.perf_counter() - started
+    side: list[RecordResult] = []          # rows whose text is not UTF-8: no pipeline
+
+    def records() -> Iterator[ImageRecord]:
+        for batch in batches:
+            for record, bad_text in _records(batch):
+                if bad_text is None:
+                    yield record
+                else:
+                    side.append(_bad_text_result(record, bad_text, base_row(classifier)))
+
+    def row(result: RecordResult) -> dict[str, Any]:
+        nonlocal loaded
+        counts[result.image["status"]] += 1
+        add_stages(totals, result.stages)
+        out = {**result.image, "explanations": result.explanations,
+               "features": result.features, "_worker_pid": pid, "_model_loaded": loaded,
+               "_gpu": gpu, "_read_retries": result.read_retries, "_max_rss": _peak_rss(),
+               "_segmentation_fallback": result.segmentation_fallback,
+               "_stages": {s: result.stages.get(s, 0.0) for s in STAGES},
+               "_worker_seconds": None,
+               "_model_load_seconds": load_seconds if loaded else None}
+        loaded = False
+        return out
+
+    arrow_seconds = 0.0
+    pending: list[dict[str, Any]] = []
+    with _blas_threads(threads):
+        results = explain_records(records(), classifier=classifier, explainer=explainer,
+                                  settings=settings, threads=threads, gpu=on_gpu)
+        for result in results:
+            pending += [row(r) for r in side] + [row(result)]
+            side.clear()
+            if len(pending) > OUTPUT_ROWS:       # one row stays for the partition's time
+                batch, arrow_seconds = _to_arrow(pending[:OUTPUT_ROWS], arrow_schema,
+                                                 arrow_seconds)
+                pending = pending[OUTPUT_ROWS:]
+                yield batch
+                _fail_once(partition, attempt)
+        pending += [row(r) for r in side]
+    worker_seconds = time.perf_counter() - started
+    if pending:
+        pending[-1]["_worker_seconds"] = worker_seconds
+        batch, arrow_seconds = _to_arrow(pending, arrow_schema, arrow_seconds)
+        yield batch
     total = counts["ok"] + counts["error"]
+    totals["arrow"] = totals.get("arrow", 0.0) + arrow_seconds
     logger.info("partition %d (attempt %d, worker %d): %d images, %d ok, %d error in %.1fs "
-                "(%.2f images/s)", partition, attempt, pid, total, counts["ok"],
-                counts["error"], seconds, total / seconds if seconds else 0.0)
+                "(%.2f images/s); model busy %s; %s", partition, attempt, pid, total,
+                counts["ok"], counts["error"], worker_seconds,
+                total / worker_seconds if worker_seconds else 0.0,
+                _percent(busy_fraction(totals.get("model", 0.0), worker_seconds)),
+                format_stages(totals))
+
+
+OUTPUT_ROWS = 16
+"""Result rows per Arrow batch yielded to Spark (explained rows stream out)."""
+
+
+def _to_arrow(rows: list[dict[str, Any]], schema: Any, carried: float) -> tuple[Any, float]:
+    """The rows as one Arrow batch; the conversion's seconds go to the next batch's rows.
+
+    ``carried``, the previous conversion's time, is shared out over these
+    rows' ``arrow`` stage (a batch cannot carry its own conversion time).
+    """
+    import pyarrow as pa
+
+    for r in rows:
+        r["_stages"]["arrow"] = carried / len(rows)
+    started = time.perf_counter()
+    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+    return batch, time.perf_counter() - started
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _blas_threads(threads: int) -> Any:
+    """numpy's BLAS limited to the task's cores (small matrices thrash with more)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, threads), user_api="blas")
 
 
 def _records(batch: Any) -> Iterator[tuple[ImageRecord, str | None]]:
@@ -162,8 +234,11 @@ def _warm_up(classifier: Any) -> None:
     started = time.perf_counter()
     height, width = classifier.input_size
     image = np.zeros((height, width, 3), np.float32)
-    classifier.predict_design(image, image, np.zeros((height, width), np.int32),
-                             np.ones((1, 1), np.float32))
+    segments = np.zeros((height, width), np.int32)
+    design = np.ones((1, 1), np.float32)
+    classifier.predict_design(image, image, segments, design)
+    classifier.predict_rows(image[None], image[None], segments[None], np.zeros(1, np.int32),
+                            design)
     logger.info("model %s compiled in %.1fs", classifier.name, time.perf_counter() - started)
 
 
