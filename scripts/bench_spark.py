@@ -11,8 +11,17 @@ tensorflow`` against ``--runtime onnx``, with overlays and metrics off (the
 model's share) and on (the whole job), all four jobs interleaved in one session
 per repeat after a warm-up of each runtime.
 
+``--busy`` measures how much of the workers' time goes to the model: the job on
+local[2] over 640x480 photos with the product's defaults (overlays and metrics
+on, ``n_samples=auto``, ``--runtime auto``) reports ``timings.model_busy_fraction``
+and its images/s; the floor is what two single-threaded workers reach on model
+time alone: the same images explained in this process, one thread, and the
+model stage's seconds summed (the same forward passes, nothing else), so
+floor images/s = 2 x images / model seconds.  Job and in-process runs alternate.
+
 Usage: .venv/bin/python scripts/bench_spark.py [--images 32] [--num-samples 1000]
-       [--repeats 2] [--runtime auto] [--compare-runtimes] [--models-dir ../shared/models]
+       [--repeats 2] [--runtime auto] [--compare-runtimes | --busy]
+       [--models-dir ../shared/models]
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from _bench import keras_home
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _make_images(folder: Path, n: int) -> list[dict]:
+def _make_images(folder: Path, n: int, size: tuple[int, int] | None = None) -> list[dict]:
     import numpy as np
     import skimage.data
     from PIL import Image
@@ -45,9 +54,11 @@ def _make_images(folder: Path, n: int) -> list[dict]:
         photo = photos[i % len(photos)]
         h, w = photo.shape[:2]
         y, x = rng.integers(0, h // 4), rng.integers(0, w // 4)
-        crop = photo[y:y + 3 * h // 4, x:x + 3 * w // 4]
+        crop = Image.fromarray(photo[y:y + 3 * h // 4, x:x + 3 * w // 4])
+        if size is not None:
+            crop = crop.resize(size, Image.Resampling.BICUBIC)
         path = folder / f"photo_{i:03d}.jpg"
-        Image.fromarray(crop).save(path, quality=90)
+        crop.save(path, quality=90)
         rows.append({"path": str(path), "image_id": f"photo_{i:03d}"})
     return rows
 
@@ -56,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-samples", default=None,
+                        help="an int or auto (default: 1000; --busy: the default, auto)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--runtime", default="auto", help="the jobs' --runtime")
     parser.add_argument("--compare-runtimes", action="store_true",
                         help="tensorflow against onnx on local[2] (see above)")
+    parser.add_argument("--busy", action="store_true",
+                        help="the model's share of worker time on local[2] (see above)")
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
     args = parser.parse_args(argv)
 
@@ -70,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = _make_images(work / "images", args.images)
+    if args.num_samples is None:
+        args.num_samples = "auto" if args.busy else 1000
+    elif args.num_samples != "auto":
+        args.num_samples = int(args.num_samples)
+    rows = _make_images(work / "images", args.images, (640, 480) if args.busy else None)
     pq.write_table(pa.Table.from_pylist(rows), work / "input.parquet")
     pq.write_table(pa.Table.from_pylist(rows[:4]), work / "warmup.parquet")
 
@@ -94,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             assert summary["model"]["runtime"]["used"] == options["runtime"], summary["model"]
         return summary["timings"]["explain_seconds"]
 
-    if args.compare_runtimes:
+    if args.compare_runtimes or args.busy:
         try:
+            if args.busy:
+                return _busy(args, work, rows, load_config, run_explain, common, build_session)
             return _compare_runtimes(args, job, build_session)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -176,6 +196,76 @@ def _compare_runtimes(args, job, build_session) -> int:
         target = "  (target >= 2.5x)" if not extras else ""
         print(f"images/s onnx / tensorflow, overlays+metrics {'on ' if extras else 'off'} = "
               f"{ratio:.2f}x{target}")
+    return 0
+
+
+def _busy(args, work, rows, load_config, run_explain, common, build_session) -> int:
+    """local[2] job with the defaults against two single-threaded model-only workers."""
+    from lime_spark.batch import BatchSettings, ImageRecord, explain_records
+    from lime_spark.explainer import ImageExplainer
+    from lime_spark.models import load_classifier
+    from lime_spark.timings import STAGES
+
+    n = len(rows)
+    records = [ImageRecord(r["image_id"], r["path"]) for r in rows]
+    clf = load_classifier("mobilenet", alpha=0.25, input_shape=(128, 128, 3),
+                          runtime=args.runtime)
+    if clf.runtime == "onnx":                 # one intra-op thread, as a local[2] task has
+        clf.use_onnx(clf.onnx_bytes, clf.runtime_reason, threads=1)
+    explainer = ImageExplainer(n_samples=args.num_samples)
+
+    def in_process(tag: str) -> dict:
+        settings = BatchSettings(run_id=tag, run_seed=0, output_root=str(work / "inproc"))
+        totals = dict.fromkeys(STAGES, 0.0)
+        started = time.perf_counter()
+        for result in explain_records(records, classifier=clf, explainer=explainer,
+                                      settings=settings, threads=0):
+            for stage, value in result.stages.items():
+                totals[stage] += value
+        return {"seconds": time.perf_counter() - started, "stages": totals}
+
+    options = {"input": str(work / "input.parquet"), "output": str(work / "out"),
+               "partitions": 4}
+    spark = build_session(app_name="bench-busy", master="local[2]",
+                          conf={"spark.ui.showConsoleProgress": "false"})
+    spark.sparkContext.setLogLevel("ERROR")
+    warm = {**common, **options, "input": str(work / "warmup.parquet"), "run_id": "warm",
+            "partitions": 2}
+    run_explain(load_config(overrides=warm), spark=spark)
+    in_process("warm")
+    jobs, floors = [], []
+    for rep in range(args.repeats):
+        for which in (("job", "floor") if rep % 2 == 0 else ("floor", "job")):
+            if which == "job":
+                summary = run_explain(load_config(overrides={**common, **options,
+                                                             "run_id": f"busy{rep}"}),
+                                      spark=spark)
+                jobs.append(summary["timings"])
+                t = summary["timings"]
+                print(f"repeat {rep + 1}: job {t['explain_seconds']:.1f}s, model busy "
+                      f"{t['model_busy_fraction']}", file=sys.stderr, flush=True)
+            else:
+                floors.append(in_process(f"floor{rep}"))
+                print(f"repeat {rep + 1}: in-process {floors[-1]['seconds']:.1f}s, model "
+                      f"{floors[-1]['stages']['model']:.1f}s", file=sys.stderr, flush=True)
+    spark.stop()
+    job_rate = statistics.median(n / t["explain_seconds"] for t in jobs)
+    busy = statistics.median(t["model_busy_fraction"] for t in jobs)
+    floor_rate = statistics.median(2 * n / f["stages"]["model"] for f in floors)
+    print(f"\nlocal[2], MobileNet v1 0.25 @128, n_samples={args.num_samples}, overlays and "
+          f"metrics on, {n} photos of 640x480, runtime {clf.runtime}, medians of "
+          f"{args.repeats} runs:")
+    print("| stage | job seconds (sum over images) | in-process seconds |\n|---|---|---|")
+    for stage in STAGES:
+        print(f"| {stage} | {statistics.median(t['stages'][stage] for t in jobs):.2f} | "
+              f"{statistics.median(f['stages'][stage] for f in floors):.2f} |")
+    print(f"| worker seconds | {statistics.median(t['worker_seconds'] for t in jobs):.2f} | "
+          f"{statistics.median(f['seconds'] for f in floors):.2f} (wall) |")
+    print(f"\nmodel_busy_fraction (job)                        = {busy:.3f}  (target >= 0.85)")
+    print(f"job images/s                                     = {job_rate:.3f}")
+    print(f"floor: 2 workers x images / in-process model s   = {floor_rate:.3f}")
+    print(f"job / floor                                      = {job_rate / floor_rate:.3f}  "
+          "(target >= 0.85)")
     return 0
 
 
