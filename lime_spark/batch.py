@@ -183,6 +183,9 @@ class BatchSettings:
     overlay_max_side: int = option(
         1024, "longest side of overlay PNGs in pixels (0: the original size)", Int(0))
     metrics: bool = option(True, "compute deletion/insertion AUC for the top label", Bool())
+    metric_labels: int = option(
+        1, "with metrics: labels per image with deletion/insertion AUC, most probable first "
+        "(their curves share the model's batches)", Int(1))
     device_batch_size: int | str = option(
         "auto", "rows per model call, packed from the pending samples of several images; "
         "auto: 32 with ONNX Runtime and 128 with TensorFlow on CPU, 1024 on a GPU",
@@ -223,16 +226,21 @@ class RecordResult:
 
 
 class _Deadline:
-    """The per-image time limit: ``deadline(stage)`` raises once it has passed."""
+    """The per-image time limit: ``deadline(stage)`` raises once it has passed.
 
-    def __init__(self, timeout: float | None, started: float):
+    It counts the image's own seconds (its stages, and its rows' share of the
+    model batches: :class:`~lime_spark.timings.StageClock`), not the time it
+    waits in the pipeline's queues behind other images.
+    """
+
+    def __init__(self, timeout: float | None, clock: StageClock):
         self.timeout = timeout
-        self.started = started
+        self.clock = clock
 
     def __call__(self, stage: str) -> None:
         if self.timeout is None:
             return
-        elapsed = time.perf_counter() - self.started
+        elapsed = self.clock.total()
         if elapsed > self.timeout:
             raise ImageTimeoutError(
                 f"Expected the image to be explained within image_timeout={self.timeout:g}s. "
@@ -265,6 +273,9 @@ class _ImageState:
 
 _Rows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
 """One image's ``images`` row, ``explanations`` rows and ``features`` rows."""
+
+_Areas = dict[int, tuple[float, float]]
+"""Label -> (deletion AUC, insertion AUC) of the labels with metrics."""
 
 
 # The stages of one image, in order: each does one job on plain values.
@@ -323,8 +334,8 @@ def _canvas(original: NDArray[np.uint8], settings: BatchSettings) -> NDArray[np.
     return original
 
 
-def _rows(state: _ImageState, explanation: ImageExplanation,
-          auc: tuple[float | None, float | None], *, shape: tuple[int, int],
+def _rows(state: _ImageState, explanation: ImageExplanation, auc: _Areas, *,
+          shape: tuple[int, int],
           classifier: Classifier, settings: BatchSettings) -> _Rows:
     """The image's rows of the three tables (``seconds`` not yet set).
 
@@ -373,21 +384,20 @@ class _ImageTask:
         self.clock = state.clock
         self.stage = "fit"
 
-    def steps(self) -> Steps[tuple[ImageExplanation, tuple[float | None, float | None]]]:
+    def steps(self) -> Steps[tuple[ImageExplanation, _Areas]]:
         explanation = yield from self.explainer.steps(
             self.prepared, top_labels=self.settings.top_labels,
             label_names=self.classifier.label_names)
         if not self.settings.metrics:
-            return explanation, (None, None)
+            return explanation, {}
         self.check("metrics")
         self.stage = "metrics"
-        top = explanation.top_labels[0]
-        curves = yield from deletion_insertion_steps(explanation, [top])
-        deletion, insertion = curves[top]
-        return explanation, (auc(deletion), auc(insertion))
+        labels = explanation.labels[:self.settings.metric_labels]
+        curves = yield from deletion_insertion_steps(explanation, labels)
+        return explanation, {label: (auc(deletion), auc(insertion))
+                             for label, (deletion, insertion) in curves.items()}
 
-    def finish(self, value: tuple[ImageExplanation, tuple[float | None, float | None]]
-               ) -> RecordResult:
+    def finish(self, value: tuple[ImageExplanation, _Areas]) -> RecordResult:
         explanation, areas = value
         state, settings, clock = self.state, self.settings, self.clock
         try:
@@ -419,9 +429,9 @@ def _prepare(record: ImageRecord, *, classifier: Classifier, explainer: ImageExp
              settings: BatchSettings) -> _ImageTask | RecordResult:
     """Read, decode, resize, segment: an image ready for the model, or its error row."""
     started = time.perf_counter()
-    deadline = _Deadline(settings.image_timeout, started)
     state = _ImageState(record, _image_id(record), base_row(classifier), started)
     clock = state.clock
+    deadline = _Deadline(settings.image_timeout, clock)
     try:
         if settings.overlays:
             state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,
@@ -462,7 +472,8 @@ def explain_records(records: Iterable[ImageRecord], *, classifier: Classifier,
     Per image the stages run in this order: read (retried), decode, resize,
     segment, then the model's batches (shared with other images, see
     ``device_batch_size`` and ``images_in_flight``) for the explanation and
-    the top label's deletion/insertion curves, then table rows and overlays.
+    the deletion/insertion curves of the ``metric_labels`` most probable
+    labels, then table rows and overlays.
     A time limit is checked before every stage and model batch up to the
     overlays.  Overlays are written last; an error row removes the image's
     overlay folder (also one an earlier attempt of the same task wrote), so it

@@ -64,24 +64,22 @@ def ok_row(record: ImageRecord, image_id: str, explanation: ImageExplanation,
 
 
 def explanation_rows(image_id: str, explanation: ImageExplanation, classifier: Classifier, *,
-                     auc: tuple[float | None, float | None],
+                     auc: dict[int, tuple[float, float]],
                      overlay_uris: dict[int, str]) -> list[dict[str, Any]]:
     """One ``explanations`` row per explained label, in rank order.
 
-    ``auc`` is the (deletion, insertion) AUC of the top label, ``(None, None)``
-    without metrics; ``overlay_uris`` maps a label to its overlay (empty:
-    no overlays).
+    ``auc`` maps a label with metrics to its (deletion, insertion) AUC (empty:
+    no metrics); ``overlay_uris`` maps a label to its overlay (empty: no
+    overlays).
     """
-    top = explanation.top_labels[0]
-    deletion, insertion = auc
     return [{"image_id": image_id, "label": int(label),
              "label_name": classifier.label_name(label), "label_rank": rank,
              "label_prob": float(explanation.predictions[label]),
              "model_r2": float(explanation.score[label]),
              "intercept": float(explanation.intercept[label]),
              "local_pred": float(explanation.local_pred[label][0]),
-             "deletion_auc": deletion if label == top else None,
-             "insertion_auc": insertion if label == top else None,
+             "deletion_auc": auc[label][0] if label in auc else None,
+             "insertion_auc": auc[label][1] if label in auc else None,
              "overlay_uri": overlay_uris.get(label),
              "stability": float(explanation.stability[label])}
             for rank, label in enumerate(explanation.labels, start=1)]

@@ -130,7 +130,10 @@ IMAGES = Table("images", "input row, errors included", (
            f"its name (the class number as text without label names); {_NO_ERROR}"),
     Column("top_prob", "DOUBLE", True, f"the model's probability of `top_label`; {_NO_ERROR}"),
     Column("seconds", "DOUBLE", False,
-           "wall time spent on the image, in seconds (until the error for error rows)"),
+           "wall time from the start of the image's read to its last overlay written, in "
+           "seconds (until the error for error rows); it includes the time the image waited "
+           "behind the images it shared the worker with (summary.json's `timings.stages` "
+           "splits the workers' time by stage)"),
     Column("model_name", "STRING", False,
            "the `--model` keras.applications name, or the model file's name"),
     Column("model_digest", "STRING", False,
@@ -158,12 +161,12 @@ EXPLANATIONS = Table("explanations", "ok image x explained label", (
            "the surrogate's prediction for the whole image (compare with `label_prob`)"),
     Column("deletion_auc", "DOUBLE", True,
            "area under the label's probability as superpixels are hidden, most positive "
-           "weight first (low: faithful); top label only, null for the others and with "
-           "`--metrics false`"),
+           "weight first (low: faithful); the top label's (the `--metric-labels` most "
+           "probable labels'), null for the others and with `--metrics false`"),
     Column("insertion_auc", "DOUBLE", True,
            "area under the label's probability as superpixels are revealed, most positive "
-           "weight first (high: faithful); top label only, null for the others and with "
-           "`--metrics false`"),
+           "weight first (high: faithful); the top label's (the `--metric-labels` most "
+           "probable labels'), null for the others and with `--metrics false`"),
     Column("overlay_uri", "STRING", True,
            "the label's overlay PNG under `overlays/`; null with `--overlays false`"),
     Column("stability", "DOUBLE", False,

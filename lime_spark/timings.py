@@ -51,6 +51,11 @@ class StageClock:
         finally:
             self.add(stage, time.perf_counter() - started)
 
+    def total(self) -> float:
+        """Seconds over all stages so far."""
+        with self._lock:
+            return sum(self.seconds.values())
+
     def as_dict(self) -> dict[str, float]:
         with self._lock:
             return dict(self.seconds)

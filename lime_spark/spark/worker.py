@@ -106,8 +106,11 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     pid = os.getpid()
     side: list[RecordResult] = []          # rows whose text is not UTF-8: no pipeline
 
+    chunk = [OUTPUT_ROWS]                  # rows per output batch: the input's batch size
+
     def records() -> Iterator[ImageRecord]:
         for batch in batches:
+            chunk[0] = max(1, min(chunk[0], batch.num_rows))
             for record, bad_text in _records(batch):
                 if bad_text is None:
                     yield record
@@ -136,10 +139,10 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
         for result in results:
             pending += [row(r) for r in side] + [row(result)]
             side.clear()
-            if len(pending) > OUTPUT_ROWS:       # one row stays for the partition's time
-                batch, arrow_seconds = _to_arrow(pending[:OUTPUT_ROWS], arrow_schema,
+            if len(pending) > chunk[0]:          # one row stays for the partition's time
+                batch, arrow_seconds = _to_arrow(pending[:chunk[0]], arrow_schema,
                                                  arrow_seconds)
-                pending = pending[OUTPUT_ROWS:]
+                pending = pending[chunk[0]:]
                 yield batch
                 _fail_once(partition, attempt)
         pending += [row(r) for r in side]
@@ -159,7 +162,8 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
 
 
 OUTPUT_ROWS = 16
-"""Result rows per Arrow batch yielded to Spark (explained rows stream out)."""
+"""Most result rows per Arrow batch yielded to Spark (fewer when the input's batches are
+smaller: ``spark.sql.execution.arrow.maxRecordsPerBatch``), so explained rows stream out."""
 
 
 def _to_arrow(rows: list[dict[str, Any]], schema: Any, carried: float) -> tuple[Any, float]:

@@ -528,6 +528,10 @@ def _slow_classifier(model_path: str, delay: float):
             time.sleep(delay)
             return super().predict_design(*args, **kwargs)
 
+        def predict_rows(self, *args, **kwargs):
+            time.sleep(delay)
+            return super().predict_rows(*args, **kwargs)
+
     return SlowClassifier(keras.saving.load_model(model_path), batch_size=32, name="slow")
 
 
@@ -543,13 +547,14 @@ def test_image_timeout_stops_between_model_batches(tiny_model, tmp_path):
         return explain_record(
             ImageRecord("photo", str(path)), classifier=classifier, explainer=explainer,
             settings=BatchSettings(run_id="t", run_seed=0, output_root=str(tmp_path / "out"),
-                                   top_labels=2, image_timeout=timeout, **settings))
+                                   top_labels=2, image_timeout=timeout, device_batch_size=32,
+                                   **settings))
 
     slow = _slow_classifier(tiny_model, 0.25)
     row = run(slow, 0.6).image
     assert row["status"] == "error" and row["error_class"] == "ImageTimeoutError"
     assert "image_timeout=0.6s" in row["error_message"]
-    assert "before stage 'predict batch " in row["error_message"]
+    assert "before stage 'model batch'" in row["error_message"]
     assert row["seconds"] < 8 * 0.25        # stopped before the last of the 8 batches
     assert not (tmp_path / "out").exists()  # an error row leaves no overlays
     assert ImageTimeoutError.__name__ == row["error_class"]

@@ -245,3 +245,32 @@ def test_queued_images_stay_bounded_in_memory(tmp_path):
     # the bound: (prefetch + in_flight + threads + 1) canvases (<= 1024 px a side) plus
     # `threads` images being decoded; 200 queued decoded images would be 3.6 GB
     assert figures["growth"] < 16 * decoded, figures
+
+
+def test_metric_labels_share_one_request_and_match_the_single_label_curves(tmp_path,
+                                                                           tiny_classifier):
+    from lime_spark.metrics import deletion_insertion_auc
+
+    records = _photos(tmp_path, 2)
+    explainer = ImageExplainer(segmentation="grid", n_superpixels=12, n_samples=64)
+    one = {r.image["image_id"]: r for r in explain_records(
+        records, classifier=tiny_classifier, explainer=explainer,
+        settings=_settings(tmp_path / "one", overlays=False))}
+    three = {r.image["image_id"]: r for r in explain_records(
+        records, classifier=tiny_classifier, explainer=explainer,
+        settings=_settings(tmp_path / "three", overlays=False, metric_labels=3))}
+    for image_id, result in three.items():
+        rows = result.explanations
+        assert all(r["deletion_auc"] is not None for r in rows)          # all 3 labels
+        assert [r["deletion_auc"] is not None for r in one[image_id].explanations] == \
+            [True, False, False]                                          # the top label
+        assert rows[0]["deletion_auc"] == one[image_id].explanations[0]["deletion_auc"]
+        # each label's areas are what its own curves give
+        image = np.asarray(Image.open(records[int(image_id[-2:])].path).convert("RGB"))
+        explanation = explainer.explain(image, tiny_classifier, top_labels=3,
+                                        random_state=result.image["seed"])
+        for row in rows:
+            deletion, insertion = deletion_insertion_auc(explanation, tiny_classifier,
+                                                         row["label"])
+            assert row["deletion_auc"] == pytest.approx(deletion, abs=1e-6)
+            assert row["insertion_auc"] == pytest.approx(insertion, abs=1e-6)
