@@ -53,17 +53,18 @@ class ModelPayload:
     n_classes: int = 0
     input_channels: int = 3
     architecture: str = ""
-    """sha256 of the Keras model's JSON configuration (layers, shapes, activations)."""
+    """sha256 of the Keras model's JSON configuration (layers, shapes, activations); of the
+    ONNX graph for a classifier that has no Keras model."""
 
     @property
     def key(self) -> str:
         """Cache key: the weights' digest and every setting that changes predictions."""
-        # the architecture, not the .keras bytes: a .keras file is a zip with the time of
-        # saving in it, so the same model saved for the next job would miss the cache
-        model = (hashlib.sha256(self.onnx_bytes or b"").hexdigest() if self.runtime == "onnx"
-                 else self.architecture)
+        # the architecture, not the model's bytes: a .keras file is a zip with the time of
+        # saving in it, and tf2onnx names nodes differently on every export, so the same
+        # model shipped again by the next job would miss the cache
         text = "|".join(map(str, (self.digest, self.preprocess, self.output_activation,
-                                  self.batch_size, self.input_size, self.runtime, model)))
+                                  self.batch_size, self.input_size, self.runtime,
+                                  self.architecture)))
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
@@ -82,9 +83,11 @@ class ModelPayload:
         onnx = classifier.runtime == "onnx"
         if not onnx and preprocess is not None and not isinstance(preprocess, str):
             raise TypeError("Only preprocessing given by name can be shipped to executors.")
-        data, architecture = b"", ""
+        data = b""
+        architecture = hashlib.sha256(
+            classifier.model.to_json().encode() if classifier.model is not None
+            else classifier.onnx_bytes or b"").hexdigest()
         if not onnx:
-            architecture = hashlib.sha256(classifier.model.to_json().encode()).hexdigest()
             with tempfile.TemporaryDirectory(prefix="lime-spark-payload-") as tmp:
                 path = os.path.join(tmp, "model.keras")
                 classifier.model.save(path)

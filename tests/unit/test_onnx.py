@@ -6,6 +6,8 @@ Runtime session against the Classifier's own TensorFlow path.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -14,7 +16,7 @@ from lime_spark import ImageExplainer
 from lime_spark.exceptions import ConfigurationError, ModelLoadError
 from lime_spark.models import Classifier, export_onnx, select_runtime
 from lime_spark.spark.model_cache import ModelPayload
-from tests.conftest import tiny_keras_model
+from tests.conftest import make_model, tiny_keras_model
 
 TOLERANCE = 1e-4
 
@@ -107,6 +109,20 @@ def test_executor_copy_rebuilt_from_the_onnx_payload(tiny_classifier):
     assert payload.key != ModelPayload.from_classifier(tiny_classifier).key
     with pytest.raises(ConfigurationError, match="only its ONNX graph"):
         copy.use_tensorflow("no")
+
+
+def test_the_same_model_shipped_again_hits_the_workers_cache(tiny_model):
+    """tf2onnx names nodes anew on every export and .keras files carry their saving time:
+    the cache key must not depend on either, or every job reloads the model."""
+    from lime_spark.models import load_classifier
+
+    for runtime in ("onnx", "tensorflow"):
+        first, second = (ModelPayload.from_classifier(
+            load_classifier(tiny_model, runtime=runtime, preprocess="none"))
+            for _ in range(2))
+        assert first.key == second.key, runtime
+    other = make_model(Path(tiny_model).with_name("other.keras"), outputs=4)
+    assert ModelPayload.from_classifier(load_classifier(other, runtime="onnx")).key != first.key
 
 
 def test_auto_uses_onnx_on_cpu_and_says_why(tiny_classifier):
