@@ -44,7 +44,7 @@ class InputConfig:
     label_column: str = option(
         "label", "input column with the expected label, kept for audits (optional)")
     partitions: int | None = option(
-        None, "Spark partitions of the image list (null: 2 x default parallelism)",
+        None, "Spark partitions of the image list (null: 4 x default parallelism)",
         Optional(Int(1)))
 
 

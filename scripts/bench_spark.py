@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default="auto", help="the jobs' --runtime")
     parser.add_argument("--compare-runtimes", action="store_true",
                         help="tensorflow against onnx on local[2] (see above)")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="--busy: the job's partitions (default: the job's own default)")
     parser.add_argument("--busy", action="store_true",
                         help="the model's share of worker time on local[2] (see above)")
     parser.add_argument("--models-dir", type=Path, default=repo.parent / "shared" / "models")
@@ -225,7 +227,7 @@ def _busy(args, work, rows, load_config, run_explain, common, build_session) -> 
         return {"seconds": time.perf_counter() - started, "stages": totals}
 
     options = {"input": str(work / "input.parquet"), "output": str(work / "out"),
-               "partitions": 4}
+               "partitions": args.partitions}
     spark = build_session(app_name="bench-busy", master="local[2]",
                           conf={"spark.ui.showConsoleProgress": "false"})
     spark.sparkContext.setLogLevel("ERROR")
@@ -249,23 +251,31 @@ def _busy(args, work, rows, load_config, run_explain, common, build_session) -> 
                 print(f"repeat {rep + 1}: in-process {floors[-1]['seconds']:.1f}s, model "
                       f"{floors[-1]['stages']['model']:.1f}s", file=sys.stderr, flush=True)
     spark.stop()
-    job_rate = statistics.median(n / t["explain_seconds"] for t in jobs)
+    # the machine's speed drifts between runs (TensorFlow once ran 3x slower on one day
+    # than another): each job is compared with the floor measured next to it
+    ratios = [(n / t["explain_seconds"]) / (2 * n / f["stages"]["model"])
+              for t, f in zip(jobs, floors)]
+    in_job = [(n / t["explain_seconds"]) / (2 * n / t["stages"]["model"]) for t in jobs]
     busy = statistics.median(t["model_busy_fraction"] for t in jobs)
-    floor_rate = statistics.median(2 * n / f["stages"]["model"] for f in floors)
     print(f"\nlocal[2], MobileNet v1 0.25 @128, n_samples={args.num_samples}, overlays and "
-          f"metrics on, {n} photos of 640x480, runtime {clf.runtime}, medians of "
-          f"{args.repeats} runs:")
+          f"metrics on, {n} photos of 640x480, runtime {clf.runtime}, partitions "
+          f"{args.partitions or 'default'}, medians of {args.repeats} runs:")
     print("| stage | job seconds (sum over images) | in-process seconds |\n|---|---|---|")
     for stage in STAGES:
         print(f"| {stage} | {statistics.median(t['stages'][stage] for t in jobs):.2f} | "
               f"{statistics.median(f['stages'][stage] for f in floors):.2f} |")
     print(f"| worker seconds | {statistics.median(t['worker_seconds'] for t in jobs):.2f} | "
           f"{statistics.median(f['seconds'] for f in floors):.2f} (wall) |")
-    print(f"\nmodel_busy_fraction (job)                        = {busy:.3f}  (target >= 0.85)")
-    print(f"job images/s                                     = {job_rate:.3f}")
-    print(f"floor: 2 workers x images / in-process model s   = {floor_rate:.3f}")
-    print(f"job / floor                                      = {job_rate / floor_rate:.3f}  "
+    print("\n| repeat | job images/s | floor images/s (2 x images / in-process model s) | "
+          "job / floor | job / its own model-only rate |\n|---|---|---|---|---|")
+    for i, (t, f) in enumerate(zip(jobs, floors), start=1):
+        print(f"| {i} | {n / t['explain_seconds']:.3f} | {2 * n / f['stages']['model']:.3f} | "
+              f"{ratios[i - 1]:.3f} | {in_job[i - 1]:.3f} |")
+    print(f"\nmodel_busy_fraction (job)                 = {busy:.3f}  (target >= 0.85)")
+    print(f"job / floor, median of the paired repeats = {statistics.median(ratios):.3f}  "
           "(target >= 0.85)")
+    print(f"job / the job's own model seconds         = {statistics.median(in_job):.3f}  "
+          "(2 x images / model stage seconds of the same job)")
     return 0
 
 

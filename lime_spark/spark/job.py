@@ -139,7 +139,9 @@ def _explain(images: Any, classifier: Any, cfg: JobConfig, root: str,
     """Phase 5: repartition the rows and explain them (lazily), overlays into ``staging``."""
     spark = images.sparkSession
     n_rows = images.count()
-    partitions = cfg.partitions or max(1, min(n_rows, 2 * spark.sparkContext.defaultParallelism))
+    # 4 tasks per core: with n_samples=auto an image costs 256 to 1000 model rows, and
+    # smaller tasks leave less of the job's end to one busy core
+    partitions = cfg.partitions or max(1, min(n_rows, 4 * spark.sparkContext.defaultParallelism))
     if not spark.sparkContext.getConf().contains("spark.sql.execution.arrow.maxRecordsPerBatch"):
         # input rows are paths; a small batch keeps explained rows streaming out
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
