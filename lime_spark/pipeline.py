@@ -120,7 +120,7 @@ class _Job:
     def advance(self, probs: NDArray | None) -> Any:
         """Send ``probs`` (None to start); True when a new request is pending, else
         the generator's return value wrapped in a 1-tuple."""
-        started = time.perf_counter()
+        started, stage = time.perf_counter(), self.task.stage   # the stage this send ends
         try:
             self.request = self.gen.send(probs)
             while not self.request.design.shape[0]:          # nothing to predict
@@ -129,7 +129,7 @@ class _Job:
             self.request = None
             return (stop.value,)
         finally:
-            self.task.clock.add(self.task.stage, time.perf_counter() - started)
+            self.task.clock.add(stage, time.perf_counter() - started)
         self.sent = 0
         self.chunks = []
         if self.arrays is None or self.arrays[0] is not self.request.image:
@@ -236,31 +236,28 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], ImageTask[R] 
         jobs.remove(job)
         finishing.append(_Done(job.task.fail(exc)))
 
-    def start(task: ImageTask) -> None:
-        nonlocal seq
-        job = _Job(task, seq)
-        seq += 1
-        jobs.append(job)
+    def advance(job: _Job, probs: NDArray | None) -> None:
+        """Send the job its answer: a new request, its result (finish) or its failure."""
         try:
-            outcome = job.advance(None)
+            outcome = job.advance(probs)
         except Exception as exc:  # noqa: BLE001 - the image's own failure
             fail(job, exc)
             return
         if outcome is not True:
             finish(job, outcome[0])
 
+    def start(task: ImageTask) -> None:
+        nonlocal seq
+        job = _Job(task, seq)
+        seq += 1
+        jobs.append(job)
+        advance(job, None)
+
     def deliver(job: _Job, probs: NDArray) -> None:
         job.chunks.append(probs)
         if job.received < job.request.design.shape[0]:
             return
-        answer = np.concatenate(job.chunks) if len(job.chunks) > 1 else job.chunks[0]
-        try:
-            outcome = job.advance(answer)
-        except Exception as exc:  # noqa: BLE001 - the image's own failure
-            fail(job, exc)
-            return
-        if outcome is not True:
-            finish(job, outcome[0])
+        advance(job, np.concatenate(job.chunks) if len(job.chunks) > 1 else job.chunks[0])
 
     def run_model(batch: _Batch) -> NDArray:
         images, fills, segments, row_image, design = batch.arrays()
