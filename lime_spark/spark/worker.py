@@ -150,6 +150,9 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     if pending:
         pending[-1]["_worker_seconds"] = worker_seconds
         batch, arrow_seconds = _to_arrow(pending, arrow_schema, arrow_seconds)
+        # the last batch carries its own conversion: converted again with the time in it
+        pending[-1]["_stages"]["arrow"] += arrow_seconds
+        batch, _ = _to_arrow(pending, arrow_schema, None)
         yield batch
     total = counts["ok"] + counts["error"]
     totals["arrow"] = totals.get("arrow", 0.0) + arrow_seconds
@@ -166,16 +169,19 @@ OUTPUT_ROWS = 16
 smaller: ``spark.sql.execution.arrow.maxRecordsPerBatch``), so explained rows stream out."""
 
 
-def _to_arrow(rows: list[dict[str, Any]], schema: Any, carried: float) -> tuple[Any, float]:
-    """The rows as one Arrow batch; the conversion's seconds go to the next batch's rows.
+def _to_arrow(rows: list[dict[str, Any]], schema: Any,
+              carried: float | None) -> tuple[Any, float]:
+    """The rows as one Arrow batch, and the seconds the conversion took.
 
     ``carried``, the previous conversion's time, is shared out over these
-    rows' ``arrow`` stage (a batch cannot carry its own conversion time).
+    rows' ``arrow`` stage (a batch cannot carry its own conversion time; the
+    partition's last batch is converted twice for that); None leaves it.
     """
     import pyarrow as pa
 
-    for r in rows:
-        r["_stages"]["arrow"] = carried / len(rows)
+    if carried is not None:
+        for r in rows:
+            r["_stages"]["arrow"] = carried / len(rows)
     started = time.perf_counter()
     batch = pa.RecordBatch.from_pylist(rows, schema=schema)
     return batch, time.perf_counter() - started

@@ -15,6 +15,7 @@ from lime_spark.cli import run_explain
 from lime_spark.config import load_config
 from lime_spark.exceptions import ConfigurationError
 from lime_spark.shapes import SHAPE_CLASSES
+from lime_spark.timings import STAGES
 
 from .conftest import write_input, write_png
 
@@ -107,6 +108,13 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
     assert "agrees with TensorFlow" in runtime["reason"]
     assert set(images.runtime) == {"onnx"}
     assert on_disk["versions"]["pyspark"].startswith("4.")
+    # where the workers' time went: every stage of an explained image, summed over images
+    timings = on_disk["timings"]
+    assert set(timings["stages"]) == set(STAGES)
+    for stage in ("read", "decode", "segment", "model", "fit", "render", "encode", "arrow"):
+        assert timings["stages"][stage] > 0, stage
+    assert 0 < timings["model_busy_fraction"] <= 1
+    assert timings["stages"]["model"] < timings["worker_seconds"] <= timings["explain_seconds"] * 2
 
 
 def test_partitioning_does_not_change_results_and_reruns_replace(spark, shapes, tmp_path):
