@@ -108,9 +108,8 @@ class _Done(Generic[R]):
 class _Job:
     """An image in the model stage: its generator and its current request's rows."""
 
-    def __init__(self, task: ImageTask, seq: int):
+    def __init__(self, task: ImageTask):
         self.task = task
-        self.seq = seq
         self.gen = task.steps()
         self.request: ModelRequest | None = None
         self.sent = 0
@@ -225,7 +224,6 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], ImageTask[R] 
     preparing: deque[Future | _Done] = deque()
     jobs: list[_Job] = []
     finishing: deque[Future | _Done] = deque()
-    seq = 0
 
     def finish(job: _Job, value: Any) -> None:
         jobs.remove(job)
@@ -247,9 +245,7 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], ImageTask[R] 
             finish(job, outcome[0])
 
     def start(task: ImageTask) -> None:
-        nonlocal seq
-        job = _Job(task, seq)
-        seq += 1
+        job = _Job(task)
         jobs.append(job)
         advance(job, None)
 
