@@ -49,6 +49,7 @@ from .exceptions import (
     LimeSparkError,
     SegmentationError,
 )
+from .keys import content_sha256, explainer_digest, explainer_options
 from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image, resize_image
 from .metrics import auc, deletion_insertion_steps
 from .models import Classifier
@@ -66,7 +67,7 @@ from .tables import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMNS  # re-ex
 from .timings import StageClock
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "explain_records",
-           "image_id_for_path",
+           "image_id_for_path", "explainer_key",
            "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
            "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS"]
 
@@ -102,6 +103,12 @@ def renamed_image_id(image_id: str, path: str | None, occurrence: int = 1) -> st
     """
     digest = hashlib.sha256((path or "").encode("utf-8", "surrogatepass")).hexdigest()[:RENAME_DIGEST_HEX]
     return f"{image_id}@{digest}" + (f"~{occurrence}" if occurrence > 1 else "")
+
+
+def explainer_key(explainer: ImageExplainer, settings: BatchSettings, classifier: Any) -> str:
+    """The run's ``explainer_digest`` (:mod:`lime_spark.keys`): every option that changes an
+    image's rows or overlays, the seed rule and the classifier's facts outside its weights."""
+    return explainer_digest(explainer_options(explainer.config, settings, classifier))
 
 
 def check_classifier_outputs(classifier: Classifier) -> None:
@@ -177,8 +184,11 @@ class BatchSettings:
     overlays: bool = option(
         True, "write overlay PNGs per explained label and a superpixel PNG per image", Bool())
     overlay_display: str = option(
-        "outline", "overlay style: outline or block (R lime's display)",
-        OneOf(("outline", "block")))
+        "outline", "overlay style: outline or block (R lime's display), or heatmap (every "
+        "superpixel's weight on a diverging colour map)", OneOf(("outline", "block", "heatmap")))
+    overlay_caption: bool = option(
+        True, "a caption strip under each label overlay: label, probability, explanation fit "
+        "and stability", Bool())
     overlay_features: int = option(5, "most positive superpixels drawn per label overlay", Int(1))
     overlay_max_side: int = option(
         1024, "longest side of overlay PNGs in pixels (0: the original size)", Int(0))
@@ -409,7 +419,8 @@ class _ImageTask:
                 with clock.time("render"):
                     pictures = overlay_pictures(
                         self.canvas, explanation, max_side=settings.overlay_max_side,
-                        n_features=settings.overlay_features, display=settings.overlay_display)
+                        n_features=settings.overlay_features, display=settings.overlay_display,
+                        caption=settings.overlay_caption)
                 with clock.time("encode"):
                     encoded = encode_overlays(pictures)
                 with clock.time("write"):
@@ -426,10 +437,10 @@ class _ImageTask:
 
 
 def _prepare(record: ImageRecord, *, classifier: Classifier, explainer: ImageExplainer,
-             settings: BatchSettings) -> _ImageTask | RecordResult:
+             settings: BatchSettings, digest: str) -> _ImageTask | RecordResult:
     """Read, decode, resize, segment: an image ready for the model, or its error row."""
     started = time.perf_counter()
-    state = _ImageState(record, _image_id(record), base_row(classifier), started)
+    state = _ImageState(record, _image_id(record), base_row(classifier, digest), started)
     clock = state.clock
     deadline = _Deadline(settings.image_timeout, clock)
     try:
@@ -437,9 +448,10 @@ def _prepare(record: ImageRecord, *, classifier: Classifier, explainer: ImageExp
             state.overlay_folder = overlay_folder(settings.overlay_root or settings.output_root,
                                                   settings.run_id, state.image_id)
         path = _require_path(record)
-        seed = state.base["seed"] = derive_seed(settings.run_seed, state.image_id)
         with clock.time("read"):
             data = _read(path, settings, on_retry=state.count_retry)
+            content = state.base["content_sha256"] = content_sha256(data)
+        seed = state.base["seed"] = derive_seed(settings.run_seed, content)
         deadline("decode")
         with clock.time("decode"):
             original = _decode(data, settings)
@@ -508,7 +520,8 @@ def explain_records(records: Iterable[ImageRecord], *, classifier: Classifier,
                                   explainer.config.batch_size)
     return run_pipeline(
         records, prepare=partial(_prepare, classifier=classifier, explainer=explainer,
-                                 settings=settings),
+                                 settings=settings,
+                                 digest=explainer_key(explainer, settings, classifier)),
         is_task=lambda value: isinstance(value, _ImageTask), predictor=predictor,
         device_batch=device_batch, in_flight=in_flight, prefetch=settings.prefetch,
         threads=threads, n_classes=getattr(classifier, "n_classes", None),

@@ -31,7 +31,7 @@ from .options import (Bool, Int, MappingOf, OneOf, Optional, Real, canonical_nam
 from .run_ids import RUN_ID_PATTERN, check_run_id
 
 __all__ = ["JobConfig", "InputConfig", "ModelConfig", "RunConfig", "SECTIONS", "load_config",
-           "render_default_yaml", "parse_assignment", "RUN_ID_PATTERN", "check_run_id"]
+           "render_default_yaml", "parse_assignment", "RUN_ID_PATTERN", "check_run_id", "run_list"]
 
 @dataclass(frozen=True)
 class InputConfig:
@@ -78,6 +78,27 @@ def _check_database(name: str, value: Any) -> Any:
     return value
 
 
+def run_list(value: Any) -> list[str] | None:
+    """``reuse_from`` as a list of run ids (None stays None)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _check_run_list(name: str, value: Any) -> Any:
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigurationError(
+            f"Expected {name} to be run ids, a list or comma-separated. Received: {name}={value!r}")
+    runs = run_list(value)
+    if not runs:
+        raise ConfigurationError(f"Expected {name} to name at least one run. Received: "
+                                 f"{name}={value!r}")
+    for run in runs:
+        check_run_id(run)
+    return value
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The run: where it writes, its id and seed, and what it does after the tables."""
@@ -87,7 +108,8 @@ class RunConfig:
     run_id: str | None = option(
         None, "partition value of this run (null: UTC time, e.g. 20261123T190000Z)",
         lambda name, value: value if value is None else check_run_id(value))
-    seed: int = option(0, "run seed; each image's seed derives from (seed, image_id)", Int())
+    seed: int = option(0, "run seed; each image's seed derives from (seed, sha256 of its bytes)",
+                       Int())
     lock_stale_seconds: float = option(
         3600.0, "a run lock whose heartbeat is older than this belongs to a dead job (stale)",
         Real(0, exclusive=True))
@@ -98,6 +120,20 @@ class RunConfig:
         _check_database)
     report: bool = option(
         True, "write the static HTML audit report under report/run_id=R/", Bool())
+    reuse: str = option(
+        "auto", "auto: copy the rows of images an earlier run under the output root explained "
+        "with the same content, model and explainer digests; none: explain every image",
+        OneOf(("auto", "none")))
+    reuse_from: Any = option(
+        None, "run ids to reuse from, a list or comma-separated (null: every earlier run)",
+        Optional(_check_run_list))
+    resume: bool = option(
+        True, "keep the rows a dead job of this run id committed and explain only the rest "
+        "(false: start the run afresh)", Bool())
+    baseline: str | None = option(
+        None, "after publishing, compare with this run: the drift table and the report's "
+        "changed-since view (lime-spark compare)",
+        lambda name, value: value if value is None else check_run_id(value))
     log_level: str = option("INFO", "log level of lime-spark's own loggers",
                             OneOf(("DEBUG", "INFO", "WARNING", "ERROR"), upper=True))
 

@@ -1,7 +1,9 @@
 """Where an image's overlay PNGs live, writing them, and removing them after an error.
 
 One folder per image: ``ROOT/overlays/run_id=R/<safe_key(image_id)>/`` holds
-``segments.png`` (the superpixels) and ``<label>.png`` per explained label.
+``segments.png`` (the superpixels) and ``<label>.png`` per explained label,
+each with a caption strip below the picture unless the job's
+``overlay_caption`` is off.
 The per-image pipeline (:func:`lime_spark.batch.explain_record`) writes them
 last and removes the folder when the image ends as an error row.
 """
@@ -16,12 +18,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .render import (
+    add_caption,
+    caption_lines,
     draw_explanations,
     draw_superpixels,
     encode_png,
+    explanation_caption,
     thumbnail,
     visible_segments,
 )
+from .render.arguments import _check_bool
 from .storage import join_uri, remove_tree, safe_key, write_bytes
 
 if TYPE_CHECKING:
@@ -44,8 +50,8 @@ def overlay_uris(folder: str, labels: Iterable[int]) -> dict[int, str]:
 
 
 def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation, *,
-                     max_side: int, n_features: int,
-                     display: str) -> dict[str, NDArray[np.uint8]]:
+                     max_side: int, n_features: int, display: str,
+                     caption: bool = True) -> dict[str, NDArray[np.uint8]]:
     """Draw an image's overlays: the superpixels and one picture per explained label.
 
     The thumbnail, the sampling of the segments and (in block mode) the
@@ -59,7 +65,19 @@ def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation,
     explanation : ImageExplanation
     max_side, n_features, display
         ``BatchSettings.overlay_max_side``, ``overlay_features`` (most
-        positive superpixels drawn per label) and ``overlay_display``.
+        positive superpixels drawn per label in the ``"outline"`` and
+        ``"block"`` displays; ``"heatmap"`` tints every superpixel by its
+        weight) and ``overlay_display``.
+    caption : bool, default True
+        Add a caption strip below every picture
+        (:func:`~lime_spark.render.add_caption`): on a label's picture its
+        name, probability, explanation fit and stability
+        (:func:`~lime_spark.render.explanation_caption`), with the colour
+        scale in heatmap mode; on the superpixels picture ``"K
+        superpixels"``.  All the strips of an image have the same height,
+        so all its PNGs have the same size.  The job passes its
+        ``overlay_caption`` option; the default is on (the notebook
+        functions of :mod:`lime_spark.render` default to no caption).
 
     Returns
     -------
@@ -67,8 +85,11 @@ def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation,
         ``"segments"`` (:func:`~lime_spark.render.draw_superpixels`) first,
         then ``str(label)`` per label of ``explanation.labels``, in order:
         the label's ``n_features`` superpixels with the largest positive
-        weights (:func:`~lime_spark.render.draw_explanations`, threshold 0).
+        weights (:func:`~lime_spark.render.draw_explanations`, threshold 0),
+        or with ``display="heatmap"`` all its weights.  With ``caption``,
+        each picture is the uncaptioned one above its strip.
     """
+    caption = _check_bool("caption", caption)
     canvas = original
     if max_side and max(original.shape[:2]) > max_side:
         canvas = thumbnail(original, max_side)
@@ -78,10 +99,25 @@ def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation,
     visible = set(visible_segments(segments, canvas.shape[:2]).tolist())
     chosen = {}
     for label in explanation.labels:
-        chosen[str(label)] = sorted((fw for fw in explanation.local_exp[label]
-                                     if fw[1] > 0 and fw[0] in visible),
-                                    key=lambda fw: -fw[1])[:n_features]
-    pictures.update(draw_explanations(canvas, segments, chosen, display=display, threshold=0.0))
+        if display == "heatmap":
+            chosen[str(label)] = [fw for fw in explanation.local_exp[label] if fw[0] in visible]
+        else:
+            chosen[str(label)] = sorted((fw for fw in explanation.local_exp[label]
+                                         if fw[1] > 0 and fw[0] in visible),
+                                        key=lambda fw: -fw[1])[:n_features]
+    if not caption:
+        pictures.update(draw_explanations(canvas, segments, chosen, display=display,
+                                          threshold=0.0))
+        return pictures
+    captions = {str(label): explanation_caption(explanation, label)
+                for label in explanation.labels}
+    count = int(np.unique(segments).size)
+    captions_segments = f"{count} superpixel{'s' if count != 1 else ''}"
+    lines = caption_lines([captions_segments, *captions.values()], canvas.shape[1],
+                          legend=display == "heatmap")
+    pictures["segments"] = add_caption(pictures["segments"], captions_segments, lines=lines)
+    pictures.update(draw_explanations(canvas, segments, chosen, display=display,
+                                      threshold=0.0, captions=captions, caption_lines=lines))
     return pictures
 
 
@@ -101,7 +137,7 @@ def encode_overlays(pictures: dict[str, NDArray[np.uint8]]) -> dict[str, bytes]:
 
 
 def write_overlays(folder: str, original: NDArray[np.uint8], explanation: ImageExplanation, *,
-                   max_side: int, n_features: int, display: str) -> None:
+                   max_side: int, n_features: int, display: str, caption: bool = True) -> None:
     """Write ``segments.png`` and one PNG per explained label into ``folder``.
 
     :func:`overlay_pictures`, encoded by :func:`encode_overlays`, each
@@ -115,12 +151,11 @@ def write_overlays(folder: str, original: NDArray[np.uint8], explanation: ImageE
         The decoded image; drawn on a thumbnail of at most ``max_side``
         pixels (0: the original size).
     explanation : ImageExplanation
-    max_side, n_features, display
-        ``BatchSettings.overlay_max_side``, ``overlay_features`` (most
-        positive superpixels drawn per label) and ``overlay_display``.
+    max_side, n_features, display, caption
+        As for :func:`overlay_pictures`.
     """
     pictures = overlay_pictures(original, explanation, max_side=max_side,
-                                n_features=n_features, display=display)
+                                n_features=n_features, display=display, caption=caption)
     for name, png in encode_overlays(pictures).items():
         write_bytes(join_uri(folder, f"{name}.png"), png)
 

@@ -6,7 +6,9 @@ A run writes nothing where readers look until it has succeeded:
    pid, start time and a heartbeat the driver refreshes), so two jobs never
    write one run id at once.  A lock whose heartbeat is older than
    ``stale_after`` seconds belongs to a job that died; it is broken only when
-   asked (``--break-stale-lock``).  A live lock is never broken.
+   asked (``--break-stale-lock``).  A live lock is never broken; a lock whose
+   job ran on this host under a process id that no longer exists (a killed
+   driver) is broken at once.
 2. The job writes its tables and overlays under
    ``ROOT/_staging/run_id=R/<token>/`` (:func:`staging_uri`).
 3. :func:`publish_run` swaps them in: for every table, the run's old
@@ -103,6 +105,10 @@ def check_run_lock(root: str, run_id: str, *, stale_after: float,
     record = read_run_lock(root, run_id)
     if record is None:
         return None
+    if _dead_here(record):
+        logger.warning("the lock of run %s belongs to %s, no longer running on this host: "
+                       "breaking it", run_id, _describe(record))
+        return record
     age = _now() - float(record.get("heartbeat") or 0.0)
     where = lock_uri(root, run_id)
     if age < stale_after:
@@ -117,6 +123,21 @@ def check_run_lock(root: str, run_id: str, *, stale_after: float,
             f"({where}), older than --lock-stale-seconds={stale_after:g}: its job probably died. "
             "If no job is writing this run, pass --break-stale-lock to break it")
     return record
+
+
+def _dead_here(record: dict[str, Any]) -> bool:
+    """Whether the lock's job ran on this host under a process id that no longer exists
+    (a killed driver: its lock is broken at once, whatever its heartbeat's age)."""
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:          # exists, owned by another user
+        return False
+    return False
 
 
 @dataclass
@@ -195,6 +216,7 @@ def acquire_run_lock(root: str, run_id: str, *, stale_after: float = 3600.0,
     started = _now()
     record = {"token": uuid.uuid4().hex, "owner": f"{getpass.getuser()}@{socket.gethostname()} "
                                                   f"pid {os.getpid()}",
+              "host": socket.gethostname(), "pid": os.getpid(),
               "started": _iso(started), "heartbeat": started, "run_id": run_id}
     data = json.dumps(record).encode("utf-8")
     fs, path = filesystem(uri)

@@ -31,11 +31,13 @@ PixelStats = dict[int, tuple[int, int, int, int, int]]
 """Superpixel id -> (pixel count, x0, y0, x1, y1) at the original size."""
 
 
-def base_row(classifier: Classifier) -> dict[str, Any]:
-    """An ``images`` row with the run's model values, everything else null."""
+def base_row(classifier: Classifier, explainer_digest: str) -> dict[str, Any]:
+    """An ``images`` row with the run's model values and explainer digest, everything else
+    null."""
     base = dict.fromkeys(IMAGE_COLUMNS)
     base.update(model_name=classifier.name, model_digest=classifier.digest,
-                runtime=getattr(classifier, "runtime", "python"))
+                runtime=getattr(classifier, "runtime", "python"),
+                explainer_digest=explainer_digest)
     return base
 
 

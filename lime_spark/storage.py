@@ -14,6 +14,7 @@ import os
 import posixpath
 import random
 import re
+import shutil
 import stat
 import time
 import uuid
@@ -32,6 +33,8 @@ __all__ = [
     "read_bytes",
     "DEFAULT_MAX_BYTES",
     "write_bytes",
+    "write_file",
+    "copy_folder",
     "remove_tree",
     "is_local_filesystem",
     "exists",
@@ -329,6 +332,59 @@ def write_bytes(uri: str, data: bytes) -> None:
         os.replace(tmp, path)
         return
     fs.pipe_file(path, data)
+
+
+def write_file(uri: str, local_path: str) -> None:
+    """Copy a local file to ``uri`` atomically (as :func:`write_bytes`), without reading it
+    into memory."""
+    fs, path = filesystem(uri)
+    parent = posixpath.dirname(path)
+    if is_local_filesystem(fs):
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, path)
+        return
+    fs.put_file(local_path, path)
+
+
+def copy_folder(src: str, dst: str) -> int:
+    """Copy the files directly in folder ``src`` into folder ``dst``, each atomically.
+
+    Returns the number of files copied.  Object stores copy server side (no
+    bytes through this process).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``src`` holds no file.
+    """
+    fs, src_path = filesystem(src)
+    _, dst_path = filesystem(dst)
+    if is_local_filesystem(fs):
+        try:
+            names = sorted(n for n in os.listdir(src_path)
+                           if os.path.isfile(os.path.join(src_path, n)) and not n.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        if not names:
+            raise FileNotFoundError(f"no file in {src}")
+        os.makedirs(dst_path, exist_ok=True)
+        for name in names:
+            tmp = os.path.join(dst_path, f".{name}.{uuid.uuid4().hex}.tmp")
+            shutil.copyfile(os.path.join(src_path, name), tmp)
+            os.replace(tmp, os.path.join(dst_path, name))
+        return len(names)
+    src_path, dst_path = src_path.rstrip("/"), dst_path.rstrip("/")
+    try:
+        files = [f for f in fs.find(src_path, maxdepth=1) if f != src_path]
+    except FileNotFoundError:
+        files = []
+    if not files:
+        raise FileNotFoundError(f"no file in {src}")
+    for path in files:
+        fs.copy(path, dst_path + "/" + posixpath.basename(path))
+    return len(files)
 
 
 def is_local_filesystem(fs: Any) -> bool:

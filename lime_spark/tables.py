@@ -1,4 +1,4 @@
-"""The three output tables, declared once: names, columns, types, nulls and meaning.
+"""The output tables, declared once: names, columns, types, nulls and meaning.
 
 Every other description of the tables derives from the declarations here:
 the column tuples the batch code fills (:data:`IMAGE_COLUMNS`, ...), the
@@ -36,8 +36,9 @@ from typing import Any
 
 from .exceptions import ConfigurationError
 
-__all__ = ["Column", "Table", "PARTITION_COLUMN", "TABLES", "IMAGES", "EXPLANATIONS", "FEATURES",
-           "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS", "table", "column_names",
+__all__ = ["Column", "Table", "PARTITION_COLUMN", "TABLES", "ALL_TABLES", "IMAGES", "EXPLANATIONS",
+           "FEATURES", "DRIFT", "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS",
+           "DRIFT_COLUMNS", "table", "column_names",
            "ddl", "arrow_schema", "readme_markdown", "update_readme", "README_BEGIN",
            "README_END"]
 
@@ -143,8 +144,17 @@ IMAGES = Table("images", "input row, errors included", (
            "what ran the model: `onnx` (ONNX Runtime) or `tensorflow` (`--runtime`; "
            "`python` for a plain callable)"),
     Column("seed", "BIGINT", True,
-           "the image's seed, from the run seed and `image_id`; null for a row that failed "
-           "before its read (no path, text not UTF-8)"),
+           "the image's seed, from the run seed and `content_sha256`; null for a row that "
+           "failed before its bytes were read"),
+    Column("content_sha256", "STRING", True,
+           "sha256 (hex) of the image file's bytes; null when they could not be read"),
+    Column("explainer_digest", "STRING", False,
+           "sha256 (hex) of every option that changes results (summary.json "
+           "`keys.explainer_options`); with `content_sha256` and `model_digest` the key of "
+           "an explanation"),
+    Column("reused_from", "STRING", True,
+           "the run whose explanation this row copies (the run that computed it, `--reuse`); "
+           "null when explained by this run"),
 ))
 
 EXPLANATIONS = Table("explanations", "ok image x explained label", (
@@ -194,23 +204,48 @@ FEATURES = Table("features", "image x explained label x superpixel in its surrog
     Column("bbox_y1", "INT", False, "last row + 1 (half-open)"),
 ))
 
+DRIFT = Table("drift", "image x label explained in both a run and its baseline (`lime-spark "
+              "compare`, `--baseline`)", (
+    Column("image_id", "STRING", False, "the image (`images.image_id`, the same in both runs)"),
+    Column("label", "INT", False, "the explained class"),
+    Column("label_name", "STRING", False, "its name"),
+    Column("baseline_run_id", "STRING", False, "run A, the baseline (`run_id` is run B)"),
+    Column("prob_a", "DOUBLE", False, "the label's probability in run A"),
+    Column("prob_b", "DOUBLE", False, "the label's probability in run B"),
+    Column("top_label_changed", "BOOLEAN", False,
+           "whether the image's most probable class differs between the runs"),
+    Column("rank_correlation", "DOUBLE", True,
+           "Spearman correlation of the label's superpixel weights in A and B (superpixels "
+           "in both surrogates); null with fewer than 3 in common or a constant side"),
+    Column("top5_jaccard", "DOUBLE", False,
+           "|A & B| / |A | B| of the label's 5 superpixels of largest absolute weight"),
+    Column("drifted", "BOOLEAN", False,
+           "top label changed, or rank_correlation / top5_jaccard below the thresholds in "
+           "summary.json `drift.thresholds` (chosen from run-to-run noise: docs/drift.md)"),
+))
+
 _TABLES = (IMAGES, EXPLANATIONS, FEATURES)
+_ALL_TABLES = (*_TABLES, DRIFT)
 
 TABLES = tuple(t.name for t in _TABLES)
-"""The output tables, in order, each at ``ROOT/<name>/run_id=R/``."""
+"""The tables every run writes, in order, each at ``ROOT/<name>/run_id=R/``."""
+
+ALL_TABLES = tuple(t.name for t in _ALL_TABLES)
+"""Every declared table: :data:`TABLES`, then ``drift`` (written by ``lime-spark compare``)."""
 
 IMAGE_COLUMNS = IMAGES.column_names
 EXPLANATION_COLUMNS = EXPLANATIONS.column_names
 FEATURE_COLUMNS = FEATURES.column_names
+DRIFT_COLUMNS = DRIFT.column_names
 
 
 def table(name: str) -> Table:
     """The declaration of the table ``name`` (``images``, ``explanations`` or ``features``)."""
-    for t in _TABLES:
+    for t in _ALL_TABLES:
         if t.name == name:
             return t
     raise ConfigurationError(
-        f"Expected a table name among {', '.join(TABLES)}. Received: table={name!r}")
+        f"Expected a table name among {', '.join(ALL_TABLES)}. Received: table={name!r}")
 
 
 def column_names(name: str) -> tuple[str, ...]:
@@ -265,9 +300,10 @@ def readme_markdown() -> str:
     (type, null, meaning) per table in a collapsed block.
     """
     lines = [README_BEGIN, "| path | one row per | columns |", "|---|---|---|"]
-    lines += [f"| `{t.path}` | {t.grain} | {_code_list(t.column_names)} |" for t in _TABLES]
+    lines += [f"| `{t.path}` | {t.grain} | {_code_list(t.column_names)} |"
+              for t in _ALL_TABLES]
     lines += ["", "<details><summary>The columns: types, nulls and meaning</summary>", ""]
-    for t in _TABLES:
+    for t in _ALL_TABLES:
         lines += [f"`{t.name}`:", "", "| column | type | null | meaning |", "|---|---|---|---|"]
         lines += [f"| `{c.name}` | {c.sql_type} | {'yes' if c.nullable else 'no'} | {c.doc} |"
                   for c in t.columns]

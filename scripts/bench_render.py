@@ -14,9 +14,12 @@ warm-up, ``--repeats`` rounds; median and p90 wall time in milliseconds:
   ``dilation`` at full resolution, float64 blends, Pillow PNG at its
   default zlib level 6) against :mod:`lime_spark.render`; the drawing
   alone (``draw_*``) and the PNG (draw + encode);
-* one image's overlays as the batch job writes them (superpixels + 5
+* ``display="heatmap"`` (every superpixel tinted by its weight) and the
+  caption strip (:func:`lime_spark.render.add_caption`), drawn and as PNG;
+* one image's overlays as the batch job writes them (superpixels + 3
   labels): the previous ``write_overlays`` loop against
-  :func:`lime_spark.overlays.overlay_pictures` + ``encode_overlays``;
+  :func:`lime_spark.overlays.overlay_pictures` + ``encode_overlays``, then
+  the current one with captions and in each display;
 * encoders of the outline picture (a photo with lines): Pillow PNG at
   ``compress_level`` 0..9 (``optimize=False``), the numpy "Up"-filter +
   zlib writer of :func:`lime_spark.render.encode_png` at levels 0..3 and
@@ -277,6 +280,14 @@ def _scene(seed: int = 0) -> tuple[np.ndarray, Any]:
     explanation.segments = segments
     explanation.local_exp = local_exp
     explanation.labels = list(local_exp)
+    # what the captions show: name, probability, fit and stability
+    names = [f"class {i}" for i in range(1000)]
+    names[281:286] = ["tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"]
+    explanation.label_names = names
+    explanation.predictions = np.full(1000, 0.1 / 997)
+    explanation.predictions[[281, 285, 282]] = [0.55, 0.25, 0.1]
+    explanation.score = {281: 0.41, 285: 0.37, 282: 0.22}
+    explanation.stability = {281: 0.97, 285: 0.9, 282: 0.62}
     return photo, explanation
 
 
@@ -320,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lime_spark.overlays import encode_overlays, overlay_pictures
     from lime_spark.render import (
+        add_caption,
         draw_explanation,
         draw_superpixels,
         encode_png,
@@ -333,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     label = explanation.labels[0]
     top = sorted((fw for fw in explanation.local_exp[label] if fw[1] > 0),
                  key=lambda fw: -fw[1])[:N_FEATURES]
+    every = explanation.local_exp[label]        # heatmap: all the weights
+    caption = ("tabby", "p = 0.550", "fit R\u00b2 = 0.41", "stability 0.97")
     print(f"photo {photo.shape[1]}x{photo.shape[0]}, segments {segments.shape[1]}x"
           f"{segments.shape[0]} ({int(segments.max()) + 1} superpixels), {N_FEATURES} shown; "
           f"{args.repeats} rounds")
@@ -356,6 +370,13 @@ def main(argv: list[str] | None = None) -> int:
                                                         threshold=0.0),
         "previous draw superpixels": lambda: old_draw_superpixels(photo, segments),
         "current  draw superpixels": lambda: draw_superpixels(photo, segments),
+        "current  draw heatmap (all weights)": lambda: draw_explanation(
+            photo, segments, every, display="heatmap"),
+        "current  draw outline + caption": lambda: draw_explanation(
+            photo, segments, top, threshold=0.0, caption=caption),
+        "current  draw heatmap + caption": lambda: draw_explanation(
+            photo, segments, every, display="heatmap", caption=caption),
+        "current  add_caption alone": lambda: add_caption(photo, caption),
     }, args.repeats)
     _table("drawing only (RGB array)", draw)
 
@@ -371,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         "previous render_superpixels": lambda: old_encode_png(
             old_draw_superpixels(photo, segments)),
         "current  render_superpixels": lambda: render_superpixels(photo, segments),
+        "current  render heatmap (all weights)": lambda: render_explanation(
+            photo, segments, every, display="heatmap"),
+        "current  render outline + caption": lambda: render_explanation(
+            photo, segments, top, threshold=0.0, caption=caption),
+        "current  render heatmap + caption": lambda: render_explanation(
+            photo, segments, every, display="heatmap", caption=caption),
     }, args.repeats)
     _table("PNG (draw + encode)", png)
 
@@ -379,12 +406,18 @@ def main(argv: list[str] | None = None) -> int:
     image = _run({
         f"previous write_overlays ({n_pictures} PNGs)": lambda: old_overlays(photo, explanation),
         f"current  overlay_pictures ({n_pictures} arrays)": lambda: overlay_pictures(
-            photo, explanation, max_side=1024, n_features=N_FEATURES, display="outline"),
-        f"current  overlay_pictures + encode_overlays": lambda: overlays.update(encode_overlays(
+            photo, explanation, max_side=1024, n_features=N_FEATURES, display="outline",
+            caption=False),
+        "current  overlay_pictures + encode_overlays": lambda: overlays.update(encode_overlays(
             overlay_pictures(photo, explanation, max_side=1024, n_features=N_FEATURES,
-                             display="outline"))),
+                             display="outline", caption=False))),
+        **{f"current  {display} + encode, caption={with_caption}":
+           (lambda d=display, c=with_caption: encode_overlays(overlay_pictures(
+               photo, explanation, max_side=1024, n_features=N_FEATURES, display=d,
+               caption=c)))
+           for display in ("outline", "block", "heatmap") for with_caption in (False, True)},
     }, max(3, args.repeats // 3))
-    _table("one image's overlays (outline)", image)
+    _table("one image's overlays (outline, then each display)", image)
     previous = old_overlays(photo, explanation)
     assert list(previous) == list(overlays)
     assert all(np.array_equal(_decode(previous[k]), _decode(overlays[k])) for k in previous)

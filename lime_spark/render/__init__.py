@@ -22,7 +22,12 @@ Differences from R lime, on purpose:
 * ``display="block"`` tints the highlighted superpixels with their colour at
   ``fill_alpha`` and fades the rest towards grey, where R replaces the rest
   by opaque grey.  :func:`render_mask` with ``hide_rest=True`` gives R's
-  opaque-grey look.
+  opaque-grey look;
+* ``display="heatmap"`` (not in R lime) tints every weighted superpixel on a
+  diverging scale (warm positive, cool negative, opacity growing with
+  ``|weight|``);
+* the label, probability and explanation fit that R prints above each panel
+  go into an optional caption strip below the picture (``caption=``).
 
 All public functions validate their arguments once and raise the typed errors
 of :mod:`lime_spark.exceptions`.
@@ -39,15 +44,33 @@ The package:
   :func:`draw_superpixels`, :func:`draw_mask`) and as PNG bytes
   (:func:`render_explanation`, :func:`render_superpixels`,
   :func:`render_mask`);
+* :mod:`.captions`: caption strips below a picture (:func:`add_caption`;
+  :func:`explanation_caption` for a label's name, probability, fit and
+  stability);
 * :mod:`.png`: :func:`encode_png` (fast, zlib level
   :data:`PNG_COMPRESS_LEVEL`) and :func:`thumbnail`.
 """
 
 from .arguments import Colour, Coefficients
+from .captions import (
+    CAPTION_BACKGROUND,
+    CAPTION_TEXT,
+    MAX_CAPTION_LINES,
+    MIN_FONT_SIZE,
+    Caption,
+    add_caption,
+    caption_font_size,
+    caption_height,
+    caption_lines,
+    explanation_caption,
+)
 from .masks import HIDE_COLOUR, upsample_segments, visible_segments
 from .overlays import (
+    BLOCK_ALPHA,
     BLOCK_COLOURS,
     DISPLAYS,
+    HEATMAP_ALPHA,
+    HEATMAP_COLOURS,
     OUTLINE_COLOURS,
     draw_explanation,
     draw_explanations,
@@ -63,9 +86,17 @@ __all__ = [
     "DISPLAYS",
     "OUTLINE_COLOURS",
     "BLOCK_COLOURS",
+    "BLOCK_ALPHA",
+    "HEATMAP_COLOURS",
+    "HEATMAP_ALPHA",
     "HIDE_COLOUR",
+    "CAPTION_BACKGROUND",
+    "CAPTION_TEXT",
+    "MIN_FONT_SIZE",
+    "MAX_CAPTION_LINES",
     "Colour",
     "Coefficients",
+    "Caption",
     "PNG_COMPRESS_LEVEL",
     "upsample_segments",
     "visible_segments",
@@ -76,6 +107,11 @@ __all__ = [
     "render_explanation",
     "render_superpixels",
     "render_mask",
+    "add_caption",
+    "caption_font_size",
+    "caption_height",
+    "caption_lines",
+    "explanation_caption",
     "encode_png",
     "thumbnail",
 ]

@@ -6,6 +6,10 @@ and :func:`draw_mask` return the picture as an (H, W, 3) uint8 array;
 :func:`render_mask` return the same picture encoded by
 :func:`~lime_spark.render.png.encode_png`.  Drawing and encoding are
 separate so that a caller can time (or batch) them separately.
+
+The explanation pictures take an optional caption, drawn in a strip below
+the picture (:mod:`lime_spark.render.captions`); without one they are
+exactly the picture.
 """
 
 from __future__ import annotations
@@ -46,9 +50,11 @@ from .masks import (
     _tint_table,
     _to_uint8,
 )
+from .captions import MAX_CAPTION_LINES, Caption, _add_caption, _check_caption, _Legend
+from .captions import caption_lines as _caption_lines
 from .png import encode_png
 
-DISPLAYS = ("outline", "block")
+DISPLAYS = ("outline", "block", "heatmap")
 """Values accepted by ``render_explanation(display=...)``."""
 
 OUTLINE_COLOURS: tuple[str, str] = ("lightgreen", "red")
@@ -56,6 +62,15 @@ OUTLINE_COLOURS: tuple[str, str] = ("lightgreen", "red")
 
 BLOCK_COLOURS: tuple[str, str] = ("steelblue", "firebrick")
 """Default (supporting, contradicting) fill colours of ``display="block"``."""
+
+HEATMAP_COLOURS: tuple[str, str] = ("#ff4b00", "#0a6cff")
+"""Default (positive, negative) colours of ``display="heatmap"``: warm orange-red, cool blue."""
+
+HEATMAP_ALPHA = 0.6
+"""Default opacity of the largest weight's tint in ``display="heatmap"`` (``fill_alpha``)."""
+
+BLOCK_ALPHA = 0.3
+"""Default ``fill_alpha`` of ``display="block"``: R lime's ``fill_alpha``."""
 
 _Label = TypeVar("_Label", bound=Hashable)
 
@@ -73,8 +88,9 @@ def render_explanation(
     show_negative: bool = False,
     positive_colour: Colour | None = None,
     negative_colour: Colour | None = None,
-    fill_alpha: float = 0.3,
+    fill_alpha: float | None = None,
     outline_width: int | None = None,
+    caption: Caption | None = None,
 ) -> bytes:
     """Highlight the superpixels that support (and contradict) a label, as a PNG.
 
@@ -89,6 +105,12 @@ def render_explanation(
     * ``display="block"``: supporting and contradicting superpixels are
       tinted with their colour at ``fill_alpha``; everything else is
       desaturated and faded towards grey so the highlighted area stands out.
+    * ``display="heatmap"``: every superpixel with a weight is tinted by
+      it on a diverging scale, ``positive_colour`` (warm) for positive
+      weights and ``negative_colour`` (cool) for negative ones, with an
+      opacity of ``fill_alpha * |weight| / max |weight|`` (the scale is
+      symmetric: equal ``|weight|``, equal opacity); weight 0 leaves the
+      pixels untouched.  ``threshold`` and ``show_negative`` do not apply.
 
     Parameters
     ----------
@@ -101,7 +123,7 @@ def render_explanation(
         ``{superpixel: weight}`` or lime's ``local_exp[label]`` list of
         ``(superpixel, weight)``.  Superpixels without a weight are not
         highlighted.  Every id must be a label of ``segments``.
-    display : {"outline", "block"}, default "outline"
+    display : {"outline", "block", "heatmap"}, default "outline"
     threshold : float, default 0.02
         Smallest absolute weight shown; finite and >= 0.
     show_negative : bool, default False
@@ -111,17 +133,28 @@ def render_explanation(
         knows ("steelblue", "firebrick", "blue", "red", ...), a hex string or
         integers 0..255.  Defaults: :data:`OUTLINE_COLOURS` (lightgreen, red,
         as R lime) for outlines, :data:`BLOCK_COLOURS` (steelblue,
-        firebrick) for blocks.
-    fill_alpha : float, default 0.3
-        Opacity of the tint in block mode, in [0, 1].
+        firebrick) for blocks, :data:`HEATMAP_COLOURS` (orange-red, blue)
+        for heatmaps.
+    fill_alpha : float, optional
+        Opacity of the tint, in [0, 1]: in block mode (default
+        :data:`BLOCK_ALPHA`, 0.3), and of the largest weight in heatmap mode
+        (default :data:`HEATMAP_ALPHA`, 0.6).
     outline_width : int, optional
         Line width in pixels, >= 1; default about 1 px per 200 px of the
         image's shorter side.
+    caption : str or sequence of str, optional
+        Text of a caption strip added below the picture
+        (:func:`~lime_spark.render.add_caption`); for an explanation,
+        :func:`~lime_spark.render.explanation_caption` gives the label's
+        name, probability, fit and stability.  With ``display="heatmap"``
+        the strip also shows the colour scale when it fits.  Default: no
+        caption (the picture alone, as before captions existed).
 
     Returns
     -------
     bytes
-        A PNG of size W x H (RGB, 8 bit).
+        A PNG of size W x H (RGB, 8 bit); with a caption, W x (H + the
+        strip's height).
 
     Raises
     ------
@@ -136,7 +169,8 @@ def render_explanation(
     Examples
     --------
     With an ``ImageExplanation`` this is ``render_explanation(image,
-    explanation.segments, explanation.local_exp[label])``.
+    explanation.segments, explanation.local_exp[label])``; add
+    ``caption=explanation_caption(explanation, label)`` for the caption.
 
     >>> image = np.zeros((300, 451, 3), dtype=np.uint8)
     >>> segments = np.arange(4).reshape(2, 2)  # e.g. computed at 128 x 128
@@ -148,7 +182,8 @@ def render_explanation(
     return encode_png(draw_explanation(
         image, segments, coefficients, display=display, threshold=threshold,
         show_negative=show_negative, positive_colour=positive_colour,
-        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width))
+        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width,
+        caption=caption))
 
 
 def draw_explanation(
@@ -161,21 +196,23 @@ def draw_explanation(
     show_negative: bool = False,
     positive_colour: Colour | None = None,
     negative_colour: Colour | None = None,
-    fill_alpha: float = 0.3,
+    fill_alpha: float | None = None,
     outline_width: int | None = None,
+    caption: Caption | None = None,
 ) -> NDArray[np.uint8]:
     """The picture of :func:`render_explanation`, as an RGB array.
 
     Parameters
     ----------
     image, segments, coefficients, display, threshold, show_negative, \
-positive_colour, negative_colour, fill_alpha, outline_width
+positive_colour, negative_colour, fill_alpha, outline_width, caption
         As for :func:`render_explanation`.
 
     Returns
     -------
     ndarray of shape (H, W, 3), dtype uint8
-        A new array; ``image`` is not modified.
+        A new array; ``image`` is not modified.  With a caption, of shape
+        (H + h, W, 3): the picture above a strip of ``h`` rows.
 
     Raises
     ------
@@ -194,7 +231,8 @@ positive_colour, negative_colour, fill_alpha, outline_width
     pictures = draw_explanations(
         image, segments, {0: coefficients}, display=display, threshold=threshold,
         show_negative=show_negative, positive_colour=positive_colour,
-        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width)
+        negative_colour=negative_colour, fill_alpha=fill_alpha, outline_width=outline_width,
+        captions=None if caption is None else {0: caption})
     return pictures[0]
 
 
@@ -208,8 +246,10 @@ def draw_explanations(
     show_negative: bool = False,
     positive_colour: Colour | None = None,
     negative_colour: Colour | None = None,
-    fill_alpha: float = 0.3,
+    fill_alpha: float | None = None,
     outline_width: int | None = None,
+    captions: Mapping[_Label, Caption] | None = None,
+    caption_lines: int | None = None,
 ) -> dict[_Label, NDArray[np.uint8]]:
     """One :func:`draw_explanation` picture per label, sharing the work between them.
 
@@ -227,26 +267,41 @@ def draw_explanations(
     display, threshold, show_negative, positive_colour, negative_colour, \
 fill_alpha, outline_width
         As for :func:`render_explanation`, the same for every label.
+    captions : mapping of label -> str or sequence of str, optional
+        A caption per label (``caption`` of :func:`render_explanation`);
+        every label of ``coefficients`` needs one.  Default: no captions.
+    caption_lines : int, optional
+        Lines of text of every caption strip (1 to
+        :data:`~lime_spark.render.MAX_CAPTION_LINES`); default: as many as
+        the longest caption needs (:func:`~lime_spark.render.caption_lines`),
+        so that all the pictures have the same height.
 
     Returns
     -------
     dict of label -> ndarray of shape (H, W, 3), dtype uint8
         In the order of ``coefficients``; each picture equals
-        ``draw_explanation(image, segments, coefficients[label], ...)``.
+        ``draw_explanation(image, segments, coefficients[label], ...)``
+        (with ``captions``: taller by the strip, of the same height for
+        all labels).
 
     Raises
     ------
     InvalidImageError, SegmentationError, ConfigurationError
         As :func:`render_explanation`; ``ConfigurationError`` also when
-        ``coefficients`` is not a mapping.
+        ``coefficients`` or ``captions`` is not a mapping, or a label has no
+        caption.
     """
     check_one_of("display", display, DISPLAYS)
     rgb = np.ascontiguousarray(_check_image(image))
     segments = _check_segments(segments)
     threshold = check_real("threshold", threshold, minimum=0.0)
     show_negative = _check_bool("show_negative", show_negative)
+    heatmap = display == "heatmap"
+    if fill_alpha is None:
+        fill_alpha = HEATMAP_ALPHA if heatmap else BLOCK_ALPHA
     fill_alpha = _check_fraction("fill_alpha", fill_alpha)
-    defaults = OUTLINE_COLOURS if display == "outline" else BLOCK_COLOURS
+    defaults = {"outline": OUTLINE_COLOURS, "block": BLOCK_COLOURS,
+                "heatmap": HEATMAP_COLOURS}[display]
     pos_rgb = _resolve_colour(
         "positive_colour", defaults[0] if positive_colour is None else positive_colour)
     neg_rgb = _resolve_colour(
@@ -259,20 +314,54 @@ fill_alpha, outline_width
     grid = _Grid.of(segments, rgb.shape[:2])
     resolved = {label: _resolve_coefficients(weights, segments, grid.present)
                 for label, weights in coefficients.items()}
+    texts = _check_captions(captions, resolved)
+    if texts is not None:
+        if caption_lines is None:
+            caption_lines = _caption_lines(list(texts.values()), rgb.shape[1], legend=heatmap)
+        caption_lines = check_int("caption_lines", caption_lines, minimum=1,
+                                  maximum=MAX_CAPTION_LINES)
 
+    pictures = {}
+    if heatmap:
+        pictures = _HeatmapDrawer(rgb, grid, pos_rgb, neg_rgb, fill_alpha).draw(resolved)
+        if texts is not None:
+            for label, weights in resolved.items():
+                scale = _heat_scale(weights)
+                legend = (_Legend(tuple(neg_rgb), tuple(pos_rgb), fill_alpha, scale)
+                          if scale > 0 else None)
+                pictures[label] = _add_caption(pictures[label], texts[label],
+                                               lines=caption_lines, legend=legend)
+        return pictures
     if display == "outline":
-        draw = _OutlineDrawer(rgb, grid, line, _to_uint8(pos_rgb), _to_uint8(neg_rgb))
+        draw: Any = _OutlineDrawer(rgb, grid, line, _to_uint8(pos_rgb), _to_uint8(neg_rgb))
     else:
         draw = _BlockDrawer(rgb, grid, _tint_table(pos_rgb, fill_alpha),
                             _tint_table(neg_rgb, fill_alpha))
-    pictures = {}
     for n, (label, weights) in enumerate(resolved.items(), start=1):
         positive = [f for f, w in weights.items() if w > threshold]
         negative = ([f for f, w in weights.items() if w < -threshold]
                     if show_negative else [])
         pictures[label] = draw(grid.mask(positive), grid.mask(negative),
                                last=n == len(resolved))
+        if texts is not None:
+            pictures[label] = _add_caption(pictures[label], texts[label], lines=caption_lines)
     return pictures
+
+
+def _check_captions(captions: Any, labels: Mapping[Any, Any]) -> dict[Any, Caption] | None:
+    """``captions`` checked: None, or a mapping with a caption for every label."""
+    if captions is None:
+        return None
+    if not isinstance(captions, Mapping):
+        raise ConfigurationError(
+            "Expected captions to be a mapping {label: caption}. "
+            f"Received: {type(captions).__name__}")
+    missing = [label for label in labels if label not in captions]
+    if missing:
+        raise ConfigurationError(
+            "Expected a caption for every label of coefficients. Received: no caption for "
+            f"label(s) {missing[:10]}")
+    return {label: _check_caption(captions[label]) for label in labels}
 
 
 def render_superpixels(
@@ -514,6 +603,79 @@ class _BlockDrawer:
                 tinted = np.take(table, pixels + _CHANNEL_OFFSETS)
                 _pixels(out[box])[full] = tinted.view(_RGB)[:, 0]
         return out
+
+
+def _heat_scale(weights: Mapping[int, float]) -> float:
+    """The heatmap's scale: the largest ``|weight|`` (0 without weights)."""
+    return max((abs(w) for w in weights.values()), default=0.0)
+
+
+class _HeatmapDrawer:
+    """``display="heatmap"``: every superpixel tinted by its weight, over the untouched image.
+
+    A label's blends are a table of (superpixel, channel, value) -> blended
+    value, ``768 * i + 256 * c + v`` for the ``i``-th superpixel of
+    ``grid.present``; each pixel's key into it depends on the image only, so
+    the keys are computed once, band by band, and every label's picture is
+    one :func:`numpy.take` per band.  The blends are the float64 ``(1 -
+    alpha) * value + alpha * colour``, rounded, as a per-pixel blend would
+    give; ``alpha = fill_alpha * |weight| / max |weight|``.
+    """
+
+    _BAND = 32768
+    """Pixels per band: the band's keys (24 bytes a pixel) stay in the cache."""
+
+    def __init__(self, rgb: NDArray[np.uint8], grid: _Grid, positive: NDArray[np.float64],
+                 negative: NDArray[np.float64], alpha: float) -> None:
+        self.rgb, self.grid, self.alpha = rgb, grid, alpha
+        self.positive, self.negative = positive, negative
+
+    def table(self, weights: Mapping[int, float]) -> NDArray[np.uint8] | None:
+        """The flattened (K, 3, 256) blend table of one label; ``None`` when nothing is tinted."""
+        scale = _heat_scale(weights)
+        if scale == 0.0:
+            return None
+        present = self.grid.present
+        dense = np.zeros(len(present))
+        dense[np.searchsorted(present, list(weights))] = list(weights.values())
+        alpha = self.alpha * np.abs(dense) / scale                        # (K,)
+        colour = np.where(dense[:, None] > 0, self.positive, self.negative)  # (K, 3)
+        values = np.arange(256, dtype=np.float64)
+        blend = ((1.0 - alpha)[:, None, None] * values
+                 + (alpha[:, None] * colour)[:, :, None])                 # (K, 3, 256)
+        return _to_uint8(blend).ravel()
+
+    def draw(self, weights: Mapping[_Label, Mapping[int, float]]
+             ) -> dict[_Label, NDArray[np.uint8]]:
+        """Each label's picture, in the order of ``weights``."""
+        tables = {label: self.table(w) for label, w in weights.items()}
+        pictures = {label: self.rgb.copy() if table is None else np.empty_like(self.rgb)
+                    for label, table in tables.items()}
+        drawn = [(pictures[label], table) for label, table in tables.items()
+                 if table is not None]
+        if not drawn:
+            return pictures
+        height, width = self.rgb.shape[:2]
+        grid = self.grid
+        channels = _CHANNEL_OFFSETS.astype(np.intp)
+        starts = np.concatenate(([0], np.cumsum(grid.row_counts)))
+        rows = np.repeat(np.arange(len(grid.row_counts)), grid.row_counts)
+        step = max(1, self._BAND // width)
+        # intp keys: numpy.take would convert narrower ones on every call
+        keys = np.empty((min(step, height), width, 3), dtype=np.intp)
+        for y0 in range(0, height, step):
+            y1 = min(y0 + step, height)
+            band = keys[:y1 - y0]
+            np.copyto(band, self.rgb[y0:y1])
+            for row in range(rows[y0], rows[y1 - 1] + 1):   # the source rows of the band
+                a, b = max(starts[row], y0) - y0, min(starts[row + 1], y1) - y0
+                if b > a:
+                    # the key offsets of the row's pixels: 768 i + 256 c
+                    offsets = np.repeat(grid.index[row] * 768, grid.col_counts)
+                    band[a:b] += offsets[:, None] + channels
+            for picture, table in drawn:
+                np.take(table, band, out=picture[y0:y1], mode="clip")
+        return pictures
 
 
 def _line_width(shape: tuple[int, int], outline_width: int | None) -> int:

@@ -17,7 +17,15 @@ never read again.  The page has:
   explanation fit (``model_r2``), deletion/insertion AUC, expected against
   predicted label, or the error of a failed image;
 * sorting (lowest fit first, ...), filters (mismatches only, errors only)
-  and a search box, 50 cards per page.
+  and a search box, 50 cards per page;
+* "reused from run X" on an image whose explanation was copied from an
+  earlier run (``images.reused_from``), and ``summary.json``'s counts of
+  explained and reused images when it has them;
+* when ``lime-spark compare`` wrote the run's ``drift`` partition against a
+  baseline run A, a "Changed since A" view (``#view=changed``): per compared
+  image, the image's top label, its probability in A and B, rank correlation,
+  top-5 Jaccard, the overlays of A and B side by side; drifted images first,
+  a "drifted only" filter and the count of drifted images.
 
 The page has no external resource (inline CSS and JS, a Content Security
 Policy that forbids any network request); the per-image data is one inline

@@ -9,6 +9,12 @@ static style and script, the JSON of the data); text that came from the run is
 never scanned for placeholders again.  The Content Security Policy allows the
 inline script by its sha256, computed from ``report.js`` when the page is
 rendered.
+
+With a run's ``drift`` partition the page has two views, chosen by buttons
+and by the address (``#view=changed``): the image cards, and "Changed since
+A": one entry per image compared with the baseline run A.  The view's
+buttons, filters and legend are markup built here (empty without drift);
+the entries are made by the script from the ``drift`` part of the data.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from .records import IMAGE_FIELDS, LABEL_FIELDS, ImageRecord, page_rows
+from .records import (
+    DRIFT_FIELDS,
+    IMAGE_FIELDS,
+    LABEL_FIELDS,
+    DriftView,
+    ImageRecord,
+    drift_rows,
+    page_rows,
+)
 
 __all__ = ["Html", "csp_hash", "escape", "fill", "json_for_script", "render_page",
            "static_text"]
@@ -161,8 +175,14 @@ def _tile(label: str, value: str, note: str = "", cls: str = "") -> str:
             f'<div class="tile-note">{note}</div></div>')
 
 
-def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any]) -> Html:
-    """The tiles (counts, medians, time) and panels (fit histogram, top counts)."""
+def _count(value: Any) -> int | None:
+    """A count of ``summary.json`` (an int, not a bool), or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any],
+                  drift: DriftView | None = None) -> Html:
+    """The tiles (counts, medians, time, reuse, drift) and panels (fit histogram, top counts)."""
     n = len(records)
     ok = [r for r in records if r.status == "ok"]
     errors = Counter(r.error_class or "unknown" for r in records if r.status == "error")
@@ -192,6 +212,22 @@ def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any]) -> Ht
         _tile("Time", escape(_fmt_seconds(total)),
               f"{rate:.2f} images/s" if isinstance(rate, (int, float)) else ""),
     ]
+    counts = summary.get("images") if isinstance(summary.get("images"), dict) else {}
+    reused, explained = _count(counts.get("reused")), _count(counts.get("explained"))
+    resumed = _count(counts.get("resumed"))
+    if reused is not None or explained is not None:     # older runs' summary.json: neither
+        notes = [f"{explained:,} explained by this run" if explained is not None else None,
+                 f"{resumed:,} resumed" if resumed else None]
+        tiles.append(_tile("Reused", "n/a" if reused is None else f"{reused:,}",
+                           escape(", ".join(n for n in notes if n))))
+    if drift is not None:
+        unlisted = (f" (and {drift.unlisted:,} without a label in common)" if drift.unlisted
+                    else "")
+        tiles.append(_tile(
+            f"Changed since run {drift.baseline_run_id}", f"{drift.drifted:,}",
+            f"of {len(drift.records):,} images compared drifted{unlisted} &middot; "
+            '<a href="#view=changed">show them</a>',
+            "warn" if drift.drifted or drift.unlisted else "good"))
     parts = [f'<section class="tiles">{"".join(tiles)}</section>']
 
     details = []
@@ -246,12 +282,44 @@ def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: 
     return Html(" &middot; ".join(f"<span>{escape(f)}</span>" for f in facts if f))
 
 
+def _drift_markup(drift: DriftView | None) -> dict[str, Html]:
+    """The "Changed since A" view's buttons, filters and legend; empty markup without drift."""
+    if drift is None:
+        return {"views": Html(""), "drift_filters": Html(""), "drift_legend": Html("")}
+    run_a = escape(drift.baseline_run_id)
+    n, m = drift.drifted, len(drift.records)
+    views = ('<nav class="views" aria-label="views">'
+             '<button type="button" data-view="images" aria-pressed="true">All images</button>'
+             '<button type="button" data-view="changed" aria-pressed="false">'
+             f'Changed since run {run_a} <span class="n">({n:,} drifted)</span></button></nav>')
+    filters = ('<div class="filters" role="group" aria-label="show compared images" '
+               'data-show="changed" hidden>'
+               f'<button type="button" data-drifted="0" aria-pressed="true">All compared '
+               f'<span class="n">({m:,})</span></button>'
+               f'<button type="button" data-drifted="1" aria-pressed="false">Drifted only '
+               f'<span class="n">({n:,})</span></button></div>')
+    legend = ('<p class="legend" data-show="changed" hidden>'
+              f'<b id="drift-count">{n:,} of {m:,} images drifted</b> since run {run_a} '
+              "(A; this run is B). Each entry compares the image's top label in B with the "
+              "same label in A: its probability in A &rarr; B, the <b>rank correlation</b> of "
+              "its superpixels' weights (Spearman, 1: same order), the <b>top-5 Jaccard</b> "
+              "overlap of its 5 strongest superpixels (1: the same five), and the overlays of "
+              "A and B side by side (click for full size). <b>drifted</b>: the top label "
+              "changed, or a similarity fell below the thresholds of <code>lime-spark "
+              "compare</code>; drifted images come first, then the lowest rank correlation."
+              + (f" Not listed: {drift.unlisted:,} more images explained in both runs with no "
+                 "label explained in both (their top label changed)." if drift.unlisted else "")
+              + "</p>")
+    return {"views": Html(views), "drift_filters": Html(filters), "drift_legend": Html(legend)}
+
+
 # --------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------
 
 def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, Any], *,
-                page_size: int, overlay_features: int, model_name: str | None = None) -> str:
+                page_size: int, overlay_features: int, model_name: str | None = None,
+                drift: DriftView | None = None) -> str:
     """The HTML of the report of run ``run_id``.
 
     Parameters
@@ -268,12 +336,20 @@ def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, 
         Superpixels each overlay outlines (the legend says so).
     model_name : str, optional
         The model's name when ``summary`` has none.
+    drift : DriftView, optional
+        The images compared with a baseline run (the "Changed since A" view),
+        in view order; their ``image`` is an index of ``records``.
     """
     run = quote(f"run_id={run_id}", safe="=")
     data = {"run_id": run_id, "overlays_base": f"../../overlays/{run}/",
             "thumbs_base": "thumbs/", "page_size": page_size,
             "overlay_features": overlay_features, "image_fields": IMAGE_FIELDS,
-            "label_fields": LABEL_FIELDS, "images": page_rows(records)}
+            "label_fields": LABEL_FIELDS, "images": page_rows(records), "drift": None}
+    if drift is not None:
+        base = quote(f"run_id={drift.baseline_run_id}", safe="=")
+        data["drift"] = {"baseline_run_id": drift.baseline_run_id,
+                         "overlays_base": f"../../overlays/{base}/", "fields": DRIFT_FIELDS,
+                         "rows": drift_rows(drift.records), "drifted": drift.drifted}
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     script = _inline("report.js", "</script")
     csp = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
@@ -281,7 +357,8 @@ def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, 
     return fill(static_text("page.html"), {
         "csp": csp, "title": f"lime-spark audit: run {run_id}", "run_id": run_id,
         "run_facts": _run_facts_html(summary, model_name, generated),
-        "summary": _summary_html(records, summary), "overlay_features": overlay_features,
+        "summary": _summary_html(records, summary, drift), "overlay_features": overlay_features,
+        **_drift_markup(drift),
         "style": _inline("report.css", "</style"), "data": json_for_script(data),
         "script": script,
     })

@@ -4,6 +4,14 @@
 partitions of a run (pyarrow over fsspec, any URI the job writes to) and its
 summary; :func:`build_images` turns them into :class:`ReportImage` objects:
 what a card shows (:class:`ImageRecord`) and where its thumbnails come from.
+Columns a run lacks (older runs: ``content_sha256``, ``explainer_digest``,
+``reused_from``) read as nulls.
+
+When ``lime-spark compare`` wrote the run's ``drift`` partition,
+:func:`read_drift` reads it with the baseline run's (A's) top labels and
+overlays, and :func:`build_drift` makes one :class:`DriftRecord` per compared
+image (the "Changed since A" view) and adds A's overlay of the compared label
+to the image's thumbnail sources (``baseline-L``).
 
 The page's per-image data is :func:`page_rows` of these records: one JSON
 array per image, its values in the order of :data:`IMAGE_FIELDS` (the
@@ -16,16 +24,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import StorageError
+from ..exceptions import ConfigurationError, StorageError
+from ..run_ids import check_run_id
 from ..storage import filesystem, join_uri, read_bytes, safe_key
 
-__all__ = ["IMAGE_FIELDS", "LABEL_FIELDS", "ImageRecord", "LabelRecord", "ReportImage",
-           "RunTables", "build_images", "original_link", "page_rows", "read_run", "read_summary"]
+__all__ = ["BASELINE_THUMB", "DRIFT_FIELDS", "IMAGE_FIELDS", "LABEL_FIELDS", "DriftRecord",
+           "DriftTables", "DriftView", "ImageRecord", "LabelRecord", "ReportImage", "RunTables",
+           "build_drift", "build_images", "drift_rows", "original_link", "page_rows",
+           "read_drift", "read_run", "read_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +45,15 @@ _MAX_PATH = 400           # characters of an image path kept in the page
 _IMAGE_COLUMNS = ("image_id", "path", "expected_label", "status", "error_class",
                   "error_message", "width", "height", "n_superpixels", "n_samples",
                   "top_label", "top_label_name", "top_prob", "seconds", "model_name",
-                  "model_digest", "seed")
+                  "model_digest", "seed", "content_sha256", "explainer_digest", "reused_from")
 _EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_prob",
                         "model_r2", "deletion_auc", "insertion_auc", "overlay_uri", "stability")
 _FEATURE_COLUMNS = ("image_id", "label", "feature_weight", "pixel_count")
+_DRIFT_COLUMNS = ("image_id", "label", "label_name", "baseline_run_id", "prob_a", "prob_b",
+                  "top_label_changed", "rank_correlation", "top5_jaccard", "drifted")
+
+BASELINE_THUMB = "baseline-{label}"
+"""Name of the thumbnail of the baseline run's (A's) overlay of a compared label."""
 
 
 # --------------------------------------------------------------------------
@@ -89,6 +105,7 @@ class ImageRecord:
     error_class: str | None = None
     error_message: str | None = None    # cut to 600 characters
     thumbs: list[str] = field(default_factory=list)   # thumbnails written: "original", ...
+    reused_from: str | None = None      # the run that computed the explanation, if not this one
 
 
 IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord))
@@ -98,6 +115,49 @@ LABEL_FIELDS = tuple(f.name for f in fields(LabelRecord))
 """Names of the values of each explained label's JSON array in the page, in order."""
 
 _LABELS_AT = IMAGE_FIELDS.index("labels")
+
+
+@dataclass
+class DriftRecord:
+    """One compared image of the "Changed since A" view: its label compared in runs A and B.
+
+    The label compared is the image's top label in B (this run) when A
+    explained it too, else the label of the image's ``drift`` rows most
+    probable in B.  Numbers are rounded to 4 decimals, ``None`` where not finite.
+    """
+
+    image: int | None               # the image's ``order`` in this run's records (None: absent)
+    id: str                         # image_id
+    folder: str                     # safe_key(id), URL-quoted (as ImageRecord.folder)
+    label: int | None               # the class compared (its overlays are ``{label}.png``)
+    name: str | None                # its name
+    top_a: str | None               # the image's top label name in A
+    top_b: str | None               # the image's top label name in B
+    top_changed: bool               # the image's top label differs between the runs
+    prob_a: float | None            # the label's probability in A
+    prob_b: float | None            # the label's probability in B
+    rank_correlation: float | None  # Spearman correlation of its superpixel weights
+    top5_jaccard: float | None      # overlap of its 5 strongest superpixels
+    drifted: bool                   # any of the image's compared labels drifted
+    also: list[str] = field(default_factory=list)   # other labels of the image that drifted
+
+
+DRIFT_FIELDS = tuple(f.name for f in fields(DriftRecord))
+"""Names of the values of each compared image's JSON array in the page, in order."""
+
+
+@dataclass
+class DriftView:
+    """The "Changed since A" view: the baseline run and its compared images, in view order."""
+
+    baseline_run_id: str
+    records: list[DriftRecord]
+    unlisted: int = 0     # images ok in both runs without a label explained in both: no row
+
+    @property
+    def drifted(self) -> int:
+        """How many compared images drifted."""
+        return sum(r.drifted for r in self.records)
 
 
 @dataclass
@@ -118,6 +178,11 @@ def page_rows(records: Sequence[ImageRecord]) -> list[list[Any]]:
                            for lab in record.labels]
         rows.append(row)
     return rows
+
+
+def drift_rows(records: Sequence[DriftRecord]) -> list[list[Any]]:
+    """The page's compared images: one list per record, in :data:`DRIFT_FIELDS` order."""
+    return [[getattr(record, name) for name in DRIFT_FIELDS] for record in records]
 
 
 # --------------------------------------------------------------------------
@@ -144,6 +209,8 @@ def _read_table(root: str, name: str, run_id: str, columns: Sequence[str], *,
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     dataset = ds.dataset(path, filesystem=fs, format="parquet",
                          ignore_prefixes=[".", "_"])
+    if not dataset.schema.names:            # a folder without files: no rows, nothing to filter
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     present = [c for c in columns if c in dataset.schema.names]
     table = dataset.to_table(columns=present, filter=filter_expr)
     frame = table.to_pandas()
@@ -190,6 +257,72 @@ def read_run(root: str, run_id: str, *, overlay_features: int) -> RunTables:
     return RunTables(images, explanations, areas)
 
 
+@dataclass
+class DriftTables:
+    """What the report reads of a run's ``drift`` partition and of its baseline run A."""
+
+    baseline_run_id: str
+    rows: Any                    # the drift rows against A (DataFrame, ``_DRIFT_COLUMNS``)
+    baseline_images: Any         # A's images of those ids: image_id, top_label_name
+    baseline_explanations: Any   # A's explanations of those ids: image_id, label, overlay_uri
+    unlisted: int = 0            # summary.json drift.images_without_common_label (no rows)
+
+
+def read_drift(root: str, run_id: str,
+               summary: Mapping[str, Any] | None = None) -> DriftTables | None:
+    """The run's ``drift`` partition (``lime-spark compare``), its baseline's labels and overlays.
+
+    ``summary`` is the run's ``summary.json``: its ``drift`` (what ``lime-spark
+    compare`` stored there) names the baseline of a partition without rows
+    and counts the images it could not compare label by label
+    (``images_without_common_label``).
+
+    Returns None when ``drift/run_id=R/`` does not exist, when it has no rows
+    and ``summary`` names no baseline, or when the baseline is not a run id (a
+    warning): the page then has no "Changed since A" view.  Rows against
+    several baselines (two compares into one partition) keep the baseline with
+    the most rows (ties: the largest id), with a warning.  A's tables may be
+    gone: the view then lacks A's top labels and overlays, not its numbers.
+    """
+    import pyarrow.dataset as ds
+
+    uri = join_uri(root, "drift", f"run_id={run_id}")
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        return None
+    drift = _read_table(root, "drift", run_id, _DRIFT_COLUMNS)
+    stored = (summary or {}).get("drift")
+    stored = stored if isinstance(stored, Mapping) else {}
+    counts = drift["baseline_run_id"].dropna().astype(str).value_counts().to_dict()
+    if not counts:
+        if drift.empty and isinstance(stored.get("baseline"), str):
+            counts = {stored["baseline"]: 0}
+        else:
+            logger.warning("report of run %s: its drift table names no baseline run; no "
+                           "\"Changed since\" view", run_id)
+            return None
+    baseline = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    if len(counts) > 1:
+        logger.warning("report of run %s: drift rows against %d baseline runs (%s); showing "
+                       "run %s, the one with the most rows", run_id, len(counts),
+                       ", ".join(sorted(counts)[:5]), baseline)
+    try:
+        check_run_id(baseline)
+    except ConfigurationError as exc:
+        logger.warning("report of run %s: no \"Changed since\" view: %s", run_id, exc)
+        return None
+    rows = drift[drift["baseline_run_id"].astype(str) == baseline]
+    ids = ds.field("image_id").isin(sorted(rows["image_id"].dropna().astype(str).unique()))
+    images = _read_table(root, "images", baseline, ("image_id", "top_label_name"),
+                         filter_expr=ids)
+    explanations = _read_table(root, "explanations", baseline,
+                               ("image_id", "label", "overlay_uri"), filter_expr=ids)
+    unlisted = stored.get("images_without_common_label")
+    unlisted = (unlisted if stored.get("baseline") == baseline and isinstance(unlisted, int)
+                and not isinstance(unlisted, bool) and unlisted > 0 else 0)
+    return DriftTables(baseline, rows, images, explanations, unlisted)
+
+
 # --------------------------------------------------------------------------
 # per-image records
 # --------------------------------------------------------------------------
@@ -219,6 +352,13 @@ def _text(value: Any, limit: int | None = None) -> str | None:
     if limit is not None and len(text) > limit:
         text = text[:limit - 1] + "\u2026"
     return text
+
+
+def _flag(value: Any) -> bool:
+    """A boolean column's value; null is False."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
 
 
 def _same_label(expected: str | None, predicted: str | None) -> bool:
@@ -306,6 +446,7 @@ def _record(order: int, row: dict[str, Any], image_id: str, key: str,
     if status == "error":
         record.error_class = _text(row["error_class"])
         record.error_message = _text(row["error_message"], _MAX_MESSAGE)
+    record.reused_from = _text(row.get("reused_from"), 64)
     return record
 
 
@@ -345,3 +486,65 @@ def build_images(root: str, run_id: str, tables: RunTables, *,
                     image.sources[str(_int(lab["label"]))] = str(lab["overlay_uri"])
         out.append(image)
     return out
+
+
+def build_drift(tables: DriftTables, entries: Sequence[ReportImage]) -> DriftView:
+    """One :class:`DriftRecord` per image of the drift rows; A's overlays as thumbnail sources.
+
+    Each image's label compared is its top label in this run when A
+    explained it too, else its drift row most probable in this run; the
+    image has drifted if any of its rows has.  Records are in view order:
+    drifted images first, then lowest rank correlation (none last), then
+    input order.  An ok image of ``entries`` gets the source
+    :data:`BASELINE_THUMB` (A's ``overlay_uri`` of the label compared), made
+    into a thumbnail with the others.
+    """
+    by_id: dict[str, ReportImage] = {}
+    for entry in entries:
+        by_id.setdefault(entry.record.id, entry)
+    top_a: dict[str, str | None] = {}
+    for image_id, name in zip(tables.baseline_images["image_id"],
+                              tables.baseline_images["top_label_name"]):
+        top_a.setdefault(str(image_id), _text(name))
+    overlays_a: dict[tuple[str, int | None], str | None] = {}
+    for image_id, label, uri in zip(tables.baseline_explanations["image_id"],
+                                    tables.baseline_explanations["label"],
+                                    tables.baseline_explanations["overlay_uri"]):
+        overlays_a.setdefault((str(image_id), _int(label)), _text(uri))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in tables.rows.to_dict("records"):
+        image_id = _text(row["image_id"])
+        if image_id is not None:
+            groups.setdefault(image_id, []).append(row)
+
+    records = []
+    for image_id, rows in groups.items():
+        entry = by_id.get(image_id)
+        record = entry.record if entry is not None else None
+        top_b = record.labels[0].label if record is not None and record.labels else None
+        chosen = next((r for r in rows if top_b is not None and _int(r["label"]) == top_b),
+                      None)
+        if chosen is None:
+            chosen = max(rows, key=lambda r: _num(r["prob_b"]) or -1.0)
+        label = _int(chosen["label"])
+        name = _text(chosen["label_name"])
+        if name is None and record is not None:
+            name = next((lab.name for lab in record.labels if lab.label == label), None)
+        records.append(DriftRecord(
+            image=record.order if record is not None else None, id=image_id,
+            folder=quote(safe_key(image_id), safe=""), label=label, name=name,
+            top_a=top_a.get(image_id), top_b=record.predicted if record is not None else None,
+            top_changed=any(_flag(r["top_label_changed"]) for r in rows),
+            prob_a=_num(chosen["prob_a"]), prob_b=_num(chosen["prob_b"]),
+            rank_correlation=_num(chosen["rank_correlation"]),
+            top5_jaccard=_num(chosen["top5_jaccard"]),
+            drifted=any(_flag(r["drifted"]) for r in rows),
+            also=[_text(r["label_name"]) or str(_int(r["label"])) for r in rows
+                  if r is not chosen and _flag(r["drifted"])]))
+        uri = overlays_a.get((image_id, label))
+        if entry is not None and entry.record.status == "ok" and label is not None and uri:
+            entry.sources[BASELINE_THUMB.format(label=label)] = uri
+    records.sort(key=lambda r: (not r.drifted, r.rank_correlation is None,
+                                r.rank_correlation or 0.0,
+                                r.image if r.image is not None else math.inf, r.id))
+    return DriftView(tables.baseline_run_id, records, tables.unlisted)

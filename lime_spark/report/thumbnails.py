@@ -2,7 +2,9 @@
 
 :func:`write_all_thumbnails` writes ``thumbs/KEY/NAME.jpg`` for every
 :class:`~lime_spark.report.records.ReportImage` (its original, superpixels and
-label overlays) on :func:`thread_plan` threads that share a memory budget,
+label overlays, and ``baseline-L``: the baseline run's overlay of the label
+compared in the "Changed since A" view, under the same limits) on
+:func:`thread_plan` threads that share a memory budget,
 then the thumbnails that needed more than a thread's share, one at a time
 with the whole budget; it sets each record's ``thumbs``.  Decoding is
 :func:`lime_spark.images.decode_image`, the job's own decoder (its formats,

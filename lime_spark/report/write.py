@@ -1,6 +1,7 @@
 """Writing a run's report (:func:`write_report`) and the ``lime-spark report`` command.
 
-:func:`write_report` reads the run (:mod:`.records`), writes its thumbnails
+:func:`write_report` reads the run (:mod:`.records`), and its ``drift``
+partition when ``lime-spark compare`` wrote one, writes its thumbnails
 (:mod:`.thumbnails`) and renders ``index.html`` (:mod:`.page`).
 """
 
@@ -16,7 +17,7 @@ from ..exceptions import StorageError
 from ..images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS
 from ..storage import DEFAULT_MAX_BYTES, exists, join_uri, redact_value, remove_tree, write_bytes
 from .page import render_page
-from .records import build_images, read_run, read_summary
+from .records import build_drift, build_images, read_drift, read_run, read_summary
 from .thumbnails import (
     Limits,
     default_memory_budget,
@@ -85,6 +86,11 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     ``summary.json``'s ``config``, defaults otherwise) apply to the
     thumbnails too.  Failed images (``status = 'error'``) get no thumbnail of
     their original: it is never read again.
+
+    When ``drift/run_id=R/`` exists (``lime-spark compare`` against a
+    baseline run A), the page has a "Changed since A" view: per compared
+    image its numbers and the overlays of A and of this run side by side (A's
+    thumbnails are made from ``overlays/run_id=A/`` within the same limits).
     """
     check_run_id(run_id)
     side = check_int("thumbnail_side", thumbnail_side, minimum=16)
@@ -108,6 +114,8 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     tables = read_run(root, run_id, overlay_features=overlay_features)
     entries = build_images(root, run_id, tables,
                            stable_at=1.0 - float(config.get("delta") or 0.05))
+    drift_tables = read_drift(root, run_id, summary)
+    drift = build_drift(drift_tables, entries) if drift_tables is not None else None
     outlines = (outline_colours() if config.get("overlay_display", "outline") == "outline"
                 else ())
     folder = join_uri(root, "report", f"run_id={run_id}")
@@ -120,13 +128,16 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     names = tables.images["model_name"].dropna()
     page = render_page(run_id, records, summary, page_size=page_size,
                        overlay_features=overlay_features,
-                       model_name=str(names.iloc[0]) if len(names) else None)
+                       model_name=str(names.iloc[0]) if len(names) else None, drift=drift)
     uri = join_uri(folder, "index.html")
     write_bytes(uri, page.encode("utf-8"))
     if failed:
         logger.warning("report of run %s: %d thumbnail(s) could not be made (original or "
                        "overlay unreadable, or larger than the memory budget; DEBUG logging "
                        "names them)", run_id, failed)
+    if drift is not None:
+        logger.info("report of run %s: %d of %d compared images drifted since run %s", run_id,
+                    drift.drifted, len(drift.records), drift.baseline_run_id)
     logger.info("report of run %s: %d images, %.1f MB of HTML, in %.1fs: %s", run_id,
                 len(records), len(page) / 1e6, time.perf_counter() - started, uri)
     return uri

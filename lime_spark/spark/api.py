@@ -63,7 +63,8 @@ def explain_images(df: Any, model: Classifier | str, *,
                    path_col: str = "path", id_col: str | None = "image_id",
                    label_col: str | None = None, top_labels: int = 5,
                    overlays_to: str | None = None, run_id: str | None = None, seed: int = 0,
-                   settings: BatchSettings | None = None, log_level: str = "INFO") -> Any:
+                   settings: BatchSettings | None = None, log_level: str = "INFO",
+                   commit_to: str | None = None) -> Any:
     """Explain every image of ``df`` with LIME; a lazily evaluated DataFrame.
 
     Parameters
@@ -100,6 +101,10 @@ def explain_images(df: Any, model: Classifier | str, *,
         arguments above override its fields.
     log_level : str, default "INFO"
         Level of lime-spark's loggers in the Python workers.
+    commit_to : str, optional
+        A folder (any URI) where every task attempt commits its result rows as
+        one Parquet file once its rows are out (the batch job's resume:
+        :mod:`lime_spark.spark.resume`).  None: nothing committed.
 
     Returns
     -------
@@ -167,6 +172,6 @@ def explain_images(df: Any, model: Classifier | str, *,
         return explain_partitions(batches, broadcast=broadcast, model_key=model_key,
                                   settings=settings, explainer=explainer,
                                   arrow_schema=arrow_schema, log_level=log_level,
-                                  runtime=runtime)
+                                  runtime=runtime, commit_to=commit_to)
 
     return rows.mapInArrow(explain, schema)

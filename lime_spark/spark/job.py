@@ -25,17 +25,21 @@ import platform
 import time
 from typing import Any
 
-from ..batch import RENAME_DIGEST_HEX, BatchSettings, check_classifier_outputs
-from ..config import JobConfig
+from ..batch import RENAME_DIGEST_HEX, BatchSettings, check_classifier_outputs, explainer_key
+from ..config import JobConfig, run_list
 from ..exceptions import ConfigurationError
 from ..explainer import ExplainerConfig, ImageExplainer
 from ..preflight import output_uri, preflight
+from ..keys import explainer_options
 from ..publish import (acquire_run_lock, discard_staging, publish_run, remove_partial_writes,
                        staging_uri)
-from ..storage import join_uri, redact_value, remove_tree, to_hadoop_uri, write_bytes
+from ..storage import (exists, filesystem, join_uri, redact_value, remove_tree, to_hadoop_uri,
+                       write_bytes)
 from ..tables import IMAGE_COLUMNS
 from ..timings import STAGES, busy_fraction
 from .api import explain_images
+from .resume import (Plan, committed_rows, committed_rows_exist, committed_uri, plan_run,
+                     reused_tables, work_uri)
 from .worker import FAIL_ONCE_ENV, RESULT_SCHEMA
 
 __all__ = ["run_job", "read_image_list", "distinct_image_ids", "output_uri", "RESULT_SCHEMA",
@@ -45,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 _DUPLICATE_EXAMPLES = 20
 
-_PUBLISHED = ("images", "explanations", "features", "overlays")
+_TABLES_STAGED = ("images", "explanations", "features")
+_PUBLISHED = (*_TABLES_STAGED, "overlays")
 """The folders of a run that are staged and then swapped in (tables and overlays)."""
 
 
@@ -53,7 +58,9 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     """Run one explanation job and return its summary (also written to summary.json).
 
     A job that fails before publishing leaves the previous run of the same
-    id as it was.
+    id as it was; the rows its finished tasks committed stay in the run's
+    work area, and the same command run again explains only the rest
+    (``--resume``, :mod:`lime_spark.spark.resume`).
 
     Raises
     ------
@@ -68,21 +75,68 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
     started = time.perf_counter()
     root = _check(spark, cfg)
     with acquire_run_lock(root, cfg.run_id, stale_after=cfg.lock_stale_seconds,
-                          break_stale=cfg.break_stale_lock) as lock:
-        staging = staging_uri(root, cfg.run_id, lock.token)
-        remove_tree(staging_uri(root, cfg.run_id))      # what a dead job of this run left
+                          break_stale=cfg.break_stale_lock):
+        _clear_staging(root, cfg)
+        work = work_uri(root, cfg.run_id)
         try:
             classifier = _load_model(spark, cfg)
+            explainer = ImageExplainer(cfg.section(ExplainerConfig))
+            settings = cfg.section(BatchSettings, run_id=cfg.run_id, run_seed=cfg.seed,
+                                   output_root=root, overlay_root=work)
+            keys = {"model_digest": classifier.digest,
+                    "explainer_digest": explainer_key(explainer, settings, classifier),
+                    "explainer_options": explainer_options(explainer.config, settings,
+                                                           classifier)}
             images, duplicates = distinct_image_ids(read_image_list(spark, cfg))
-            result, partitions = _explain(images, classifier, cfg, root, staging)
-            summary = _write_and_publish(result.persist(), cfg, root, staging)
+            images = images.localCheckpoint()
+            plan = plan_run(spark, images, root=root, run_id=cfg.run_id,
+                            model_digest=keys["model_digest"], digest=keys["explainer_digest"],
+                            reuse=cfg.reuse, reuse_from=run_list(cfg.reuse_from),
+                            overlays=cfg.overlays, max_bytes=cfg.max_bytes,
+                            read_retries=cfg.read_retries)
+            result, partitions = _explain(plan.to_explain, classifier, explainer, settings,
+                                          cfg, root)
+            summary = _write_and_publish(result, plan, cfg, root, work)
         except BaseException:
-            discard_staging(root, cfg.run_id, staging)
+            _keep_or_discard_work(root, cfg.run_id)
             raise
         summary.update(_describe_run(spark, cfg, classifier, duplicates), partitions=partitions)
+        summary["keys"] = keys
         summary["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
         _finish(spark, cfg, root, summary)
     return summary
+
+
+def _clear_staging(root: str, cfg: JobConfig) -> None:
+    """What a dead job of this run left: its tables always, its committed rows and overlays
+    unless they are resumed (``--resume``)."""
+    if not cfg.resume:
+        remove_tree(staging_uri(root, cfg.run_id))
+        return
+    fs, path = filesystem(staging_uri(root, cfg.run_id))
+    fs.invalidate_cache()
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return
+    work = filesystem(work_uri(root, cfg.run_id))[1].rstrip("/")
+    for entry in entries:                       # older jobs' token folders
+        if entry.rstrip("/") != work:
+            fs.rm(entry, recursive=True)
+    for name in _TABLES_STAGED:
+        remove_tree(join_uri(work_uri(root, cfg.run_id), name))
+    remove_partial_writes(work_uri(root, cfg.run_id))
+
+
+def _keep_or_discard_work(root: str, run_id: str) -> None:
+    """After a failed job: keep the work area when tasks committed rows (the same command
+    resumes), else remove it."""
+    if committed_rows_exist(root, run_id):
+        logger.warning("run %s failed; the rows of its finished tasks are kept in %s: run the "
+                       "same command again to explain only the rest", run_id,
+                       redact_value(work_uri(root, run_id)))
+        return
+    discard_staging(root, run_id, work_uri(root, run_id))
 
 
 def _check(spark: Any, cfg: JobConfig) -> str:
@@ -134,9 +188,10 @@ def read_image_list(spark: Any, cfg: JobConfig) -> Any:
     return input_rows(df, path_col=cfg.path_column, id_col=cfg.id_column, label_col=label)
 
 
-def _explain(images: Any, classifier: Any, cfg: JobConfig, root: str,
-             staging: str) -> tuple[Any, int]:
-    """Phase 5: repartition the rows and explain them (lazily), overlays into ``staging``."""
+def _explain(images: Any, classifier: Any, explainer: ImageExplainer, settings: BatchSettings,
+             cfg: JobConfig, root: str) -> tuple[Any, int]:
+    """Phase 5: repartition the rows and explain them (lazily); each task commits its rows
+    and writes its overlays into the run's work area."""
     spark = images.sparkSession
     n_rows = images.count()
     # 4 tasks per core: with n_samples=auto an image costs 256 to 1000 model rows, and
@@ -145,24 +200,23 @@ def _explain(images: Any, classifier: Any, cfg: JobConfig, root: str,
     if not spark.sparkContext.getConf().contains("spark.sql.execution.arrow.maxRecordsPerBatch"):
         # input rows are paths; a small batch keeps explained rows streaming out
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
-    settings = cfg.section(BatchSettings, run_id=cfg.run_id, run_seed=cfg.seed,
-                           output_root=root, overlay_root=staging)
     return explain_images(
         images.repartition(partitions), classifier,
-        label_col="expected_label",
-        explainer=ImageExplainer(cfg.section(ExplainerConfig)), top_labels=cfg.top_labels,
+        label_col="expected_label", explainer=explainer, top_labels=cfg.top_labels,
         overlays_to=root if cfg.overlays else None, run_id=cfg.run_id, seed=cfg.seed,
-        settings=settings, log_level=cfg.log_level), partitions
+        settings=settings, log_level=cfg.log_level,
+        commit_to=committed_uri(root, cfg.run_id)), partitions
 
 
-def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> dict[str, Any]:
-    """Phase 6: the run's statistics, its tables into ``staging``, then the swap into place."""
+def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
+                       work: str) -> dict[str, Any]:
+    """Phase 6: explain (the statistics of this job's rows), then the tables from the committed
+    and the reused rows into the work area, then the swap into place."""
     from pyspark.sql import functions as F
 
     explain_started = time.perf_counter()
     stats = result.agg(
         F.count("*").alias("rows"),
-        F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
         F.sum(F.col("_model_loaded").cast("int")).alias("model_loads"),
         F.countDistinct("_worker_pid").alias("workers"),
         F.sum("_read_retries").alias("read_retries"),
@@ -170,45 +224,51 @@ def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> 
         F.collect_set("_gpu").alias("gpus"),
         F.max("_max_rss").alias("max_rss"),
         F.sum(F.col("_segmentation_fallback").cast("int")).alias("segmentation_fallbacks"),
-        F.sum(F.size("explanations")).alias("explanation_rows"),
-        F.sum(F.size("features")).alias("feature_rows"),
         F.sum("_worker_seconds").alias("worker_seconds"),
         F.sum("_model_load_seconds").alias("model_load_seconds"),
         *(F.sum(f"_stages.{stage}").alias(f"stage_{stage}") for stage in STAGES),
     ).first()
     explain_seconds = time.perf_counter() - explain_started
-    errors = {r["error_class"]: r["count"] for r in
-              result.where(F.col("status") == "error").groupBy("error_class").count().collect()}
 
+    spark = result.sparkSession
+    committed = committed_rows(spark, root, cfg.run_id)
+    tables: dict[str, Any] = {}
+    if committed is not None:
+        tables = {
+            "images": committed.select(*IMAGE_COLUMNS),
+            "explanations": committed.select(F.explode("explanations").alias("e")).select("e.*"),
+            "features": committed.select(F.explode("features").alias("f")).select("f.*"),
+        }
+    if plan.pairs is not None:
+        for name, frame in reused_tables(spark, root, plan.pairs).items():
+            tables[name] = tables[name].unionByName(frame) if name in tables else frame
     run_col = F.lit(cfg.run_id).alias("run_id")
-    tables = {
-        "images": result.select(*IMAGE_COLUMNS, run_col),
-        "explanations": result.select(F.explode("explanations").alias("e"))
-                              .select("e.*", run_col),
-        "features": result.select(F.explode("features").alias("f")).select("f.*", run_col),
-    }
     for name, frame in tables.items():
-        frame.write.mode("overwrite").partitionBy("run_id").parquet(
-            to_hadoop_uri(join_uri(staging, name)))
-    result.unpersist()
-    remove_partial_writes(join_uri(staging, "overlays"))
-    publish_run(root, cfg.run_id, staging, _PUBLISHED)
+        frame.select("*", run_col).write.mode("overwrite").partitionBy("run_id").parquet(
+            to_hadoop_uri(join_uri(work, name)))
+    counts = _table_counts(spark, work, cfg.run_id) if tables else _NO_ROWS
+    remove_partial_writes(join_uri(work, "overlays"))
+    publish_run(root, cfg.run_id, work, _PUBLISHED)
 
-    rows = int(stats["rows"])
+    explained = int(stats["rows"])
+    rows = counts["images"]
     return {
         "run_id": cfg.run_id,
         "input": redact_value(cfg.input),
         "output": redact_value(root),
-        "images": {"rows": rows, "ok": int(stats["ok"] or 0),
-                   "error": rows - int(stats["ok"] or 0),
-                   "errors_by_class": dict(sorted(errors.items()))},
-        "table_rows": {"explanations": int(stats["explanation_rows"] or 0),
-                       "features": int(stats["feature_rows"] or 0),
-                       "images": rows},
+        "images": {"rows": rows, "ok": counts["ok"], "error": rows - counts["ok"],
+                   "errors_by_class": counts["errors_by_class"],
+                   "explained": explained, "reused": plan.reused, "resumed": plan.resumed},
+        "reuse": {"mode": cfg.reuse, "from_runs": plan.sources,
+                  "contents_hashed": plan.hashed,
+                  "plan_seconds": round(plan.seconds, 3),
+                  "overlays": "copied" if cfg.overlays and plan.reused else None},
+        "table_rows": {"explanations": counts["explanations"],
+                       "features": counts["features"], "images": rows},
         "timings": {"total_seconds": None,
                     "explain_seconds": round(explain_seconds, 3),
                     "image_seconds_sum": round(float(stats["image_seconds"] or 0.0), 3),
-                    "images_per_second": round(rows / explain_seconds, 3)
+                    "images_per_second": round(explained / explain_seconds, 3)
                     if explain_seconds else None,
                     **_stage_timings(stats)},
         "workers": {"python_workers": int(stats["workers"]),
@@ -219,6 +279,35 @@ def _write_and_publish(result: Any, cfg: JobConfig, root: str, staging: str) -> 
         "segmentation_fallbacks": int(stats["segmentation_fallbacks"] or 0),
         "storage": {"read_retries": int(stats["read_retries"] or 0)},
     }
+
+
+_NO_ROWS = {"images": 0, "ok": 0, "errors_by_class": {}, "explanations": 0, "features": 0}
+
+
+def _table_counts(spark: Any, work: str, run_id: str) -> dict[str, Any]:
+    """Rows of the tables just written (read back: the run's own counts, reused rows
+    included)."""
+    from pyspark.sql import functions as F
+
+    def read(name: str) -> Any:
+        return spark.read.parquet(to_hadoop_uri(join_uri(work, name, f"run_id={run_id}")))
+
+    images = read("images")
+    by_status = images.groupBy("status", "error_class").count().collect()
+    errors: dict[str, int] = {}
+    for r in by_status:
+        if r["status"] == "error":
+            errors[r["error_class"]] = errors.get(r["error_class"], 0) + int(r["count"])
+    return {"images": sum(int(r["count"]) for r in by_status),
+            "ok": sum(int(r["count"]) for r in by_status if r["status"] == "ok"),
+            "errors_by_class": dict(sorted(errors.items())),
+            "explanations": read("explanations").count() if _has(work, "explanations", run_id)
+            else 0,
+            "features": read("features").count() if _has(work, "features", run_id) else 0}
+
+
+def _has(work: str, name: str, run_id: str) -> bool:
+    return exists(join_uri(work, name, f"run_id={run_id}"))
 
 
 def _stage_timings(stats: Any) -> dict[str, Any]:

@@ -24,7 +24,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..batch import BatchSettings, ImageRecord, RecordResult, base_row, error_row, explain_records
+from ..batch import (BatchSettings, ImageRecord, RecordResult, base_row, error_row,
+                     explain_records, explainer_key)
 from ..exceptions import InvalidImageError
 from ..explainer import ImageExplainer
 from ..tables import ddl
@@ -70,11 +71,13 @@ def _configure_worker_logging(level: str) -> None:
 def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str,
                        settings: BatchSettings, explainer: ImageExplainer,
                        arrow_schema: Any, log_level: str = "INFO",
-                       runtime: str = "tensorflow") -> Iterator[Any]:
+                       runtime: str = "tensorflow", commit_to: str | None = None) -> Iterator[Any]:
     """``mapInArrow`` function: Arrow batches of input rows to batches of result rows.
 
     ``runtime`` is the payload's: with ``onnx`` the worker never imports
     TensorFlow for the model, and ONNX Runtime gets ``spark.task.cpus`` threads.
+    ``commit_to``: a folder where the task attempt's result rows are committed
+    as one Parquet file once its last row is out (:class:`_Commit`).
     """
     from pyspark import TaskContext
 
@@ -105,6 +108,8 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
     totals: dict[str, float] = {}
     pid = os.getpid()
     side: list[RecordResult] = []          # rows whose text is not UTF-8: no pipeline
+    digest = explainer_key(explainer, settings, classifier)
+    commit = _Commit(commit_to, arrow_schema, partition, attempt) if commit_to else None
 
     chunk = [OUTPUT_ROWS]                  # rows per output batch: the input's batch size
 
@@ -115,7 +120,8 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
                 if bad_text is None:
                     yield record
                 else:
-                    side.append(_bad_text_result(record, bad_text, base_row(classifier)))
+                    side.append(_bad_text_result(record, bad_text,
+                                                 base_row(classifier, digest)))
 
     def row(result: RecordResult) -> dict[str, Any]:
         nonlocal loaded
@@ -143,6 +149,8 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
                 batch, arrow_seconds = _to_arrow(pending[:chunk[0]], arrow_schema,
                                                  arrow_seconds)
                 pending = pending[chunk[0]:]
+                if commit is not None:
+                    commit.write(batch)
                 yield batch
                 _fail_once(partition, attempt)
         pending += [row(r) for r in side]
@@ -153,6 +161,9 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
         # the last batch carries its own conversion: converted again with the time in it
         pending[-1]["_stages"]["arrow"] += arrow_seconds
         batch, _ = _to_arrow(pending, arrow_schema, None)
+        if commit is not None:
+            commit.write(batch)
+            commit.close()             # before the last batch leaves: the task ends after it
         yield batch
     total = counts["ok"] + counts["error"]
     totals["arrow"] = totals.get("arrow", 0.0) + arrow_seconds
@@ -162,6 +173,45 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
                 total / worker_seconds if worker_seconds else 0.0,
                 _percent(busy_fraction(totals.get("model", 0.0), worker_seconds)),
                 format_stages(totals))
+
+
+class _Commit:
+    """A task attempt's result rows, committed as one Parquet file when the task's rows are done.
+
+    The rows go to a local temporary file as they are yielded (memory stays
+    bounded); :meth:`close` moves it to
+    ``<folder>/part-<partition>-<attempt>-<random>.parquet`` in one atomic
+    write (a rename on local disk, one PUT on object stores), so a reader of
+    the folder sees whole task attempts only.  Two attempts of one task (a
+    retry after the commit, speculation) commit the same images twice: the
+    job keeps one row per image id.  See :mod:`lime_spark.spark.resume`.
+    """
+
+    def __init__(self, folder: str, schema: Any, partition: int, attempt: int):
+        import tempfile
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        self.uri = f"{folder.rstrip('/')}/part-{partition:05d}-{attempt}-{uuid.uuid4().hex[:12]}.parquet"
+        handle, self.local = tempfile.mkstemp(prefix="lime-spark-commit-", suffix=".parquet")
+        os.close(handle)
+        self.writer = pq.ParquetWriter(self.local, schema)
+        self.rows = 0
+
+    def write(self, batch: Any) -> None:
+        self.writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        from ..storage import write_file
+
+        self.writer.close()
+        try:
+            write_file(self.uri, self.local)
+        finally:
+            os.remove(self.local)
+        logger.info("committed %d rows to %s", self.rows, self.uri)
 
 
 OUTPUT_ROWS = 16

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lime_spark.report import write_report
-from tests.unit.test_report import HOSTILE_ID, make_run
+from tests.unit.test_report import HOSTILE_ID, make_drift_runs, make_run
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -393,3 +393,129 @@ def test_page_links_only_to_files_web_and_relative_urls(browser, photo_run):
     # DevTools evaluates the page's own function outside its Content Security Policy
     result = browser.js(f"{json.dumps(kept + refused)}.map({source})")
     assert result == kept + [None] * len(refused)
+
+
+# -- "Changed since A": run tuesday (B) against monday (A) ------------------------------
+
+ENTRIES = "#cards article.card.change"
+ENTRY_IDS = ("Array.from(document.querySelectorAll('#cards article.card.change'))"
+             ".map(function (c) { return c.getAttribute('data-image-id'); })")
+
+
+@pytest.fixture(scope="module")
+def drift_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-drift") / "out"
+    facts, drift = make_drift_runs(str(root))
+    return root, facts, drift, Path(write_report(str(root), "tuesday"))
+
+
+def test_changed_view_shows_both_overlays_drifted_first(browser, drift_run, tmp_path):
+    from lime_spark.storage import safe_key
+
+    _, facts, drift, index = drift_run
+    mark = len(browser.events)
+    browser.open(index.as_uri())
+    n, m = len(drift["drifted"]), len(drift["order"])
+    assert browser.js("document.querySelector('[data-view=changed]').getAttribute("
+                      "'aria-pressed')") == "false"
+    assert browser.js(CARDS) == len(facts["ids"])                    # the image cards first
+    browser.js("document.querySelector('[data-view=changed]').click()")
+    assert browser.js("location.hash").startswith("#view=changed&page=1")
+    assert browser.js(ENTRY_IDS) == drift["order"]                   # drifted first, then rho
+    assert browser.js("document.getElementById('drift-count').textContent") == (
+        f"{n} of {m} images drifted")
+    assert browser.js("document.getElementById('count').textContent") == f"{m} compared images"
+    assert browser.js("Array.from(document.querySelectorAll('#cards article.card.change'))"
+                      ".map(function (c) { return c.classList.contains('drifted'); })") == (
+        [True] * n + [False] * (m - n))
+    assert browser.js(f"Array.from(document.querySelectorAll('{ENTRIES} .badge.drifted'))"
+                      ".length") == n
+    # the image cards' toolbar and legend are hidden; the view's filters and legend shown
+    assert browser.js("document.querySelector('.filters[data-show=images]').offsetParent") is None
+    assert browser.js("document.getElementById('sort').offsetParent") is None
+    assert browser.js("document.getElementById('drift-count').offsetParent !== null")
+
+    # the hostile id: its top label changed, shown as text
+    hostile = f"{ENTRIES}[data-image-id={json.dumps(HOSTILE_ID)}]"
+    assert browser.js(f"document.querySelector({json.dumps(hostile + ' h2')}).textContent") == (
+        HOSTILE_ID)
+    row = drift["compared"][HOSTILE_ID]
+    facts_text = browser.js(f"document.querySelector({json.dumps(hostile + ' dl')}).textContent")
+    page = browser.js(f"window.limeSparkReport.view()[{drift['order'].index(HOSTILE_ID)}]")
+    assert page["id"] == HOSTILE_ID
+    assert f"A: {page['top_a']} \u2192 B: {page['top_b']}" in facts_text
+    assert f"{row['prob_a']:.2f} \u2192 {row['prob_b']:.2f}" in facts_text
+
+    # two overlays per entry, side by side, A left; each links to its full-size PNG
+    assert browser.js(f"document.querySelectorAll('{ENTRIES} img').length") == 2 * m
+    assert browser.js(LOAD_ALL_IMAGES) == []
+    assert browser.js(f"Array.from(document.querySelectorAll('{ENTRIES} img'))"
+                      ".every(function (i) { return i.naturalWidth > 0; })")
+    for image_id in drift["order"]:
+        entry = f"{ENTRIES}[data-image-id={json.dumps(image_id, ensure_ascii=False)}]"
+        boxes = browser.js(f"""Array.from(document.querySelectorAll({json.dumps(entry + ' img')}))
+            .map(function (i) {{
+              var r = i.getBoundingClientRect(); return [r.x, r.y, r.width];
+            }})""")
+        assert boxes[0][0] + boxes[0][2] <= boxes[1][0] and abs(boxes[0][1] - boxes[1][1]) < 60
+        label = drift["compared"][image_id]["label"]
+        key = safe_key(image_id)
+        hrefs = browser.js(f"Array.from(document.querySelectorAll({json.dumps(entry + ' a')}))"
+                           ".map(function (a) {"
+                           "  return decodeURIComponent(a.getAttribute('href')); })")
+        assert hrefs == [f"../../overlays/run_id=monday/{key}/{label}.png",
+                         f"../../overlays/run_id=tuesday/{key}/{label}.png"]
+
+    # reuse is said on the entry
+    reused = f"{ENTRIES}[data-image-id={json.dumps(facts['ids'][3])}] .reused"
+    assert browser.js(f"document.querySelector({json.dumps(reused)}).textContent") == (
+        "reused from run monday")
+
+    # drifted only
+    browser.js("document.querySelector('[data-drifted=\"1\"]').click()")
+    assert browser.js(ENTRY_IDS) == drift["order"][:n]
+    assert browser.js("location.hash").startswith("#view=changed&drifted=1")
+    assert browser.js("document.getElementById('count').textContent") == (
+        f"{n} of {m} compared images")
+    browser.js("document.querySelector('[data-drifted=\"0\"]').click()")
+    assert browser.js(ENTRY_IDS) == drift["order"]
+    browser.js("document.querySelector('nav.views').scrollIntoView()")
+    shot = browser.screenshot(tmp_path / "report-browser-drift.png")
+    save_artifact(shot)
+    assert shot.stat().st_size > 50_000
+    assert browser.problems(mark) == []
+
+
+def test_changed_view_is_linkable(browser, drift_run):
+    _, facts, drift, index = drift_run
+    mark = len(browser.events)
+    n = len(drift["drifted"])
+    browser.open(index.as_uri() + "#view=changed&drifted=1")
+    assert browser.js(ENTRY_IDS) == drift["order"][:n]
+    assert browser.js("document.querySelector('[data-view=changed]').getAttribute("
+                      "'aria-pressed')") == "true"
+    assert browser.js("document.querySelector('[data-drifted=\"1\"]').getAttribute("
+                      "'aria-pressed')") == "true"
+    # back to the image cards, then the summary's link opens the view again
+    browser.js("document.querySelector('[data-view=images]').click()")
+    assert browser.js(CARDS) == len(facts["ids"])
+    assert browser.js("location.hash").startswith("#filter=all")
+    reused = f"#cards article.card[data-image-id={json.dumps(facts['ids'][3])}] .reused"
+    assert browser.js(f"document.querySelector({json.dumps(reused)}).textContent") == (
+        "reused from run monday")
+    _click(browser, '.tile a[href="#view=changed"]')
+    deadline = time.monotonic() + 10
+    while browser.js("document.querySelectorAll('#cards article.card.change').length") == 0:
+        assert time.monotonic() < deadline, "the summary's link did not open the view"
+        time.sleep(0.05)
+    assert browser.js(ENTRY_IDS) == drift["order"]
+    assert browser.problems(mark) == []
+
+
+def test_changed_view_in_an_address_without_drift_shows_the_cards(browser, photo_run):
+    """A report without a drift table ignores the view in its address."""
+    _, facts, index = photo_run
+    browser.open(index.as_uri() + "#view=changed&drifted=1")
+    assert browser.js(CARDS) == 50
+    assert browser.js("document.querySelectorAll('[data-view], [data-drifted]').length") == 0
+    assert browser.js("location.hash").startswith("#filter=all")

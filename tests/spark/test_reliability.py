@@ -625,7 +625,8 @@ def test_model_shapes_work_end_to_end(spark, kind, tmp_path):
     for uri in explanations.overlay_uri:
         with Image.open(uri) as im:
             image_id = explanations.set_index("overlay_uri").loc[uri, "image_id"]
-            assert im.size == tuple(sizes.loc[image_id])
+            width, height = sizes.loc[image_id]
+            assert im.size[0] == width and im.size[1] > height        # + caption strip
 
 
 BAD_MODELS = {

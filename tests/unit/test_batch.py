@@ -73,7 +73,8 @@ def test_ok_record_rows(tmp_path, classifier):
     for e in result.explanations:
         assert e["overlay_uri"].startswith(str(tmp_path / "out" / "overlays" / "run_id=t" / "x%2F"))
         with Image.open(e["overlay_uri"]) as im:
-            assert im.size == (60, 40)
+            # the picture at the original size, a caption strip below it
+            assert im.size[0] == 60 and im.size[1] > 40
     # a second run of the same record gives the same weights (seed from run seed + id)
     again = explain_record(ImageRecord("x/../y", path, "b"), classifier=classifier,
                            explainer=explainer, settings=_settings(tmp_path))
@@ -123,7 +124,7 @@ def test_tiny_image_is_upsampled_and_explained(tmp_path, classifier):
         assert sum(f["pixel_count"] for f in result.features if f["label"] == label) == 9
     for e in result.explanations:
         with Image.open(e["overlay_uri"]) as im:
-            assert im.size == (3, 3)
+            assert im.size[0] == 3 and im.size[1] > 3
 
 
 def test_image_id_for_path_is_stable():

@@ -44,7 +44,8 @@ def _photos(folder: Path, n: int, *, corrupt_at: int | None = None,
 
 
 def _settings(root: Path, **kw) -> BatchSettings:
-    return BatchSettings(run_id="t", run_seed=3, output_root=str(root), top_labels=3, **kw)
+    # run seed 5: one of these photos stops sampling early (64 rows), the others at 256
+    return BatchSettings(run_id="t", run_seed=5, output_root=str(root), top_labels=3, **kw)
 
 
 def _comparable(result, root: Path) -> tuple:

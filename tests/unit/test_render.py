@@ -355,11 +355,11 @@ def test_thumbnail_preserves_a_uniform_colour():
 # validation
 # --------------------------------------------------------------------------
 
-def test_display_must_be_outline_or_block(noise, grid4):
+def test_display_must_be_outline_block_or_heatmap(noise, grid4):
     with pytest.raises(ConfigurationError) as err:
         render_explanation(noise, grid4, {5: 1.0}, display="x")
     assert str(err.value) == (
-        "Expected display to be one of `outline`, `block`. Received: display='x'")
+        "Expected display to be one of `outline`, `block`, `heatmap`. Received: display='x'")
 
 
 @pytest.mark.parametrize("bad", [

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from html.parser import HTMLParser
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -65,8 +66,19 @@ def _png(image: np.ndarray) -> bytes:
 
 def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int = 2,
              overlays: bool = True, originals: bool = True, photos: bool = False,
-             hostile: bool = True, n_features: int = 12, seed: int = 0) -> dict:
+             hostile: bool = True, n_features: int = 12, seed: int = 0,
+             shared_seed: int | None = None, changed: Collection[int] = (),
+             reused: Mapping[int, str] | None = None) -> dict:
     """Write a run of ``n`` images (``errors`` of them failed) under ``root`` (any URI).
+
+    Two runs with the same ``shared_seed`` (photos: the same pictures and
+    superpixels) explain each image's same labels with the same probabilities,
+    and weights that differ by noise of 1/10 of their spread (from ``seed``),
+    as two runs of one model would; the images of ``changed`` instead get their
+    top two labels swapped and weights of their own.  With ``reused`` (image
+    index -> run id) the images table has the columns ``content_sha256``,
+    ``explainer_digest`` and ``reused_from`` (older runs lack them) and
+    ``summary.json`` counts ``images.explained`` and ``images.reused``.
 
     Returns the expected facts: ids, statuses, mismatches, top-label fits.
     """
@@ -104,6 +116,9 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                "top_label": None, "top_label_name": None, "top_prob": None,
                "seconds": float(rng.uniform(0.2, 3.0)), "model_name": "mobilenet",
                "model_digest": "d" * 64, "seed": int(rng.integers(1 << 40))}
+        if reused is not None:
+            row.update(content_sha256=f"{i:064x}", explainer_digest="e" * 64,
+                       reused_from=reused.get(i))
         if status == "error":
             row.update(error_class="InvalidImageError" if i % 2 else "StorageError",
                        error_message=f"Expected an image. Received: <b>{i}</b> & more")
@@ -119,12 +134,18 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
             segments = (np.arange(height)[:, None] // 12 * 8 + np.arange(width)[None, :] // 6)
             segments = np.unique(segments, return_inverse=True)[1].reshape(height, width)
         k = int(segments.max()) + 1
-        order = rng.permutation(len(LABELS) - (0 if hostile else 1))[:top_labels]
-        probs = np.sort(rng.dirichlet(np.ones(top_labels)))[::-1]
-        top = int(order[0])
+        shared = None if shared_seed is None else np.random.default_rng([shared_seed, i])
+        source = rng if shared is None else shared
+        order = source.permutation(len(LABELS) - (0 if hostile else 1))[:top_labels]
+        probs = np.sort(source.dirichlet(np.ones(top_labels)))[::-1]
+        base = None if shared is None else shared.normal(0, 0.1, size=(len(LABELS), k))
+        if i == 0 and 0 in order[1:]:       # image 0 is explained as expected
+            order[np.flatnonzero(order == 0)[0]] = order[0]
         if i == 0:
-            top = 0               # image 0 is explained as expected
-        order[0] = top
+            order[0] = 0
+        if i in changed:
+            order[[0, 1]] = order[[1, 0]]
+        top = int(order[0])
         row.update(n_superpixels=k, top_label=top, top_label_name=LABELS[top],
                    top_prob=float(probs[0]))
         if expected is not None and LABELS[top] != expected:
@@ -138,6 +159,8 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
             write_bytes(join_uri(folder, "segments.png"), render_superpixels(picture, segments))
         for rank, label in enumerate(order, start=1):
             weights = rng.normal(0, 0.1, size=k)
+            if base is not None and i not in changed:
+                weights = base[label] + weights / 10
             fit = float(rng.uniform(0.05, 0.95))
             if rank == 1:
                 facts["fits"][image_id] = fit
@@ -163,6 +186,9 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                     "feature_weight": float(weights[feature]), "feature_rank": frank,
                     "pixel_count": int(counts[feature]), "bbox_x0": 0, "bbox_y0": 0,
                     "bbox_x1": width, "bbox_y1": height})
+    reuse_columns = [] if reused is None else [
+        ("content_sha256", pa.string()), ("explainer_digest", pa.string()),
+        ("reused_from", pa.string())]
     schemas = {
         "images": pa.schema([("image_id", pa.string()), ("path", pa.string()),
                              ("expected_label", pa.string()), ("status", pa.string()),
@@ -172,7 +198,7 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                              ("top_label", pa.int32()), ("top_label_name", pa.string()),
                              ("top_prob", pa.float64()), ("seconds", pa.float64()),
                              ("model_name", pa.string()), ("model_digest", pa.string()),
-                             ("seed", pa.int64())]),
+                             ("seed", pa.int64()), *reuse_columns]),
         "explanations": pa.schema([("image_id", pa.string()), ("label", pa.int32()),
                                    ("label_name", pa.string()), ("label_rank", pa.int32()),
                                    ("label_prob", pa.float64()), ("model_r2", pa.float64()),
@@ -199,8 +225,118 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                "config": {"num_samples": 300, "top_labels": top_labels, "segmentation": "slic",
                           "n_superpixels": 50, "overlay_features": 5},
                "versions": {"lime-spark": "0.1.0"}}
+    if reused is not None:
+        done = [i for i in reused if i < n - errors]
+        summary["images"].update(explained=n - errors - len(done), reused=len(done))
     write_bytes(join_uri(root, "runs", part, "summary.json"), json.dumps(summary).encode())
     return facts
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's correlation (Pearson's of the ranks; no ties here), None if undefined."""
+    ra, rb = (np.argsort(np.argsort(np.asarray(v))).astype(float) for v in (a, b))
+    if len(ra) < 3 or ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _top5(weights: dict[int, float]) -> set[int]:
+    return set(sorted(weights, key=lambda f: (-abs(weights[f]), f))[:5])
+
+
+def write_drift(root: str, run_a: str, run_b: str, *, min_correlation: float = 0.5,
+                min_jaccard: float = 0.25, files: int = 2) -> dict:
+    """Write run B's ``drift`` partition against run A, computed from both runs' tables.
+
+    What ``lime-spark compare`` writes (``lime_spark.tables.DRIFT``): one row
+    per image and label explained in both runs, in ``files`` Parquet files.
+    The rank correlation is over the superpixels in both ``features`` rows,
+    the Jaccard over each side's 5 of largest absolute weight; ``drifted``:
+    the top label changed, or either below its threshold.
+
+    Returns the expected view: ``rows``, ``order`` (compared ids, drifted
+    first, then lowest rank correlation of the label compared, then input
+    order), ``drifted`` (ids), ``compared`` (id -> the row of its label
+    compared: B's top label).
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from lime_spark.tables import arrow_schema
+
+    def read(name: str, run: str) -> list[dict]:
+        return ds.dataset(str(Path(root) / name / f"run_id={run}"), format="parquet").to_table(
+            ).to_pylist()
+
+    images = {run: {r["image_id"]: r for r in read("images", run) if r["status"] == "ok"}
+              for run in (run_a, run_b)}
+    explained = {run: {(r["image_id"], r["label"]): r for r in read("explanations", run)}
+                 for run in (run_a, run_b)}
+    weights: dict[str, dict] = {run_a: {}, run_b: {}}
+    for run in (run_a, run_b):
+        for r in read("features", run):
+            weights[run].setdefault((r["image_id"], r["label"]), {})[r["feature"]] = (
+                r["feature_weight"])
+    rows = []
+    for (image_id, label), eb in explained[run_b].items():
+        ea = explained[run_a].get((image_id, label))
+        if ea is None or image_id not in images[run_a] or image_id not in images[run_b]:
+            continue
+        wa, wb = weights[run_a][(image_id, label)], weights[run_b][(image_id, label)]
+        common = sorted(set(wa) & set(wb))
+        correlation = _spearman([wa[f] for f in common], [wb[f] for f in common])
+        top_a, top_b = _top5(wa), _top5(wb)
+        jaccard = len(top_a & top_b) / len(top_a | top_b)
+        changed = images[run_a][image_id]["top_label"] != images[run_b][image_id]["top_label"]
+        rows.append({"image_id": image_id, "label": label, "label_name": eb["label_name"],
+                     "baseline_run_id": run_a, "prob_a": ea["label_prob"],
+                     "prob_b": eb["label_prob"], "top_label_changed": changed,
+                     "rank_correlation": correlation, "top5_jaccard": jaccard,
+                     "drifted": bool(changed or jaccard < min_jaccard or (
+                         correlation is not None and correlation < min_correlation))})
+    folder = join_uri(root, "drift", f"run_id={run_b}")
+    for f in range(files):
+        table = pa.Table.from_pylist(rows[f::files], schema=arrow_schema("drift"))
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        write_bytes(join_uri(folder, f"part-{f:05d}.snappy.parquet"), buffer.getvalue())
+
+    order_b = {r["image_id"]: i for i, r in enumerate(read("images", run_b))}
+    compared = {}
+    for row in rows:
+        if row["label"] == images[run_b][row["image_id"]]["top_label"]:
+            compared[row["image_id"]] = row
+    drifted = {r["image_id"] for r in rows if r["drifted"]}
+    assert set(compared) == {r["image_id"] for r in rows}     # B's top labels, explained in A
+    # what lime-spark compare stores in B's summary.json
+    summary_uri = join_uri(root, "runs", f"run_id={run_b}", "summary.json")
+    summary = json.loads(Path(summary_uri).read_text())
+    summary["drift"] = {"run_id": run_b, "baseline": run_a, "images": len(compared),
+                        "rows": len(rows), "drifted_images": len(drifted),
+                        "images_without_common_label": 0}
+    write_bytes(summary_uri, json.dumps(summary).encode())
+    order = sorted(compared, key=lambda i: (
+        i not in drifted, compared[i]["rank_correlation"] is None,
+        compared[i]["rank_correlation"] or 0.0, order_b[i]))
+    return {"rows": rows, "order": order, "drifted": drifted, "compared": compared}
+
+
+def make_drift_runs(root: str, *, n: int = 12, photos: bool = True) -> tuple[dict, dict]:
+    """Runs ``monday`` (A) and ``tuesday`` (B) of ``n`` images and B's drift against A.
+
+    The two runs explain each image alike (different seeds, the same shared
+    seed) but images 1 (the hostile id) and 5, whose top label changes; B
+    reused image 3's explanation from A; each run's last image failed.
+    Returns B's facts and :func:`write_drift`'s expected view.
+    """
+    make_run(root, "monday", n, errors=1, photos=photos, seed=1, shared_seed=7)
+    facts = make_run(root, "tuesday", n, errors=1, photos=photos, seed=2, shared_seed=7,
+                     changed=(1, 5), reused={3: "monday"})
+    drift = write_drift(root, "monday", "tuesday")
+    assert {facts["ids"][1], facts["ids"][5]} <= drift["drifted"]
+    assert 0 < len(drift["drifted"]) < len(drift["order"])
+    return facts, drift
 
 
 def page_data(html_text: str) -> dict:
@@ -220,6 +356,9 @@ def page_data(html_text: str) -> dict:
                            for label in image["labels"]]
         images.append(image)
     data["images"] = images
+    if data.get("drift"):
+        data["drift"]["rows"] = [dict(zip(data["drift"]["fields"], row, strict=True))
+                                 for row in data["drift"]["rows"]]
     return data
 
 
@@ -487,3 +626,198 @@ def test_run_line_says_how_many_samples_auto_allowed():
     assert "256-1000 samples per image (until stable)" in auto
     assert "300 samples per image" in str(_run_facts_html({"config": {"n_samples": 300}},
                                                           "m", "now"))
+
+
+# --------------------------------------------------------------------------
+# "Changed since A" (a drift partition) and reused explanations
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def drift_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift") / "out"
+    facts, drift = make_drift_runs(str(root))
+    uri = write_report(str(root), "tuesday")
+    return root, facts, drift, Path(uri)
+
+
+def test_changed_view_data_follows_the_drift_table(drift_run):
+    root, facts, drift, index = drift_run
+    folder = index.parent
+    data = page_data(index.read_text("utf-8"))
+    view = data["drift"]
+    assert view["baseline_run_id"] == "monday"
+    assert view["overlays_base"] == "../../overlays/run_id=monday/"
+    assert view["drifted"] == len(drift["drifted"]) == 2
+    rows = view["rows"]
+    assert [r["id"] for r in rows] == drift["order"]          # drifted first, then lowest rho
+    assert [r["drifted"] for r in rows] == [True] * 2 + [False] * (len(rows) - 2)
+    images = data["images"]
+    for r in rows:
+        expected = drift["compared"][r["id"]]
+        image = images[r["image"]]
+        assert image["id"] == r["id"] and image["folder"] == r["folder"]
+        assert r["label"] == expected["label"] == image["labels"][0]["label"]  # B's top label
+        assert r["name"] == expected["label_name"] == image["predicted"]
+        assert r["prob_a"] == pytest.approx(expected["prob_a"], abs=1e-4)
+        assert r["prob_b"] == pytest.approx(expected["prob_b"], abs=1e-4)
+        assert r["top5_jaccard"] == pytest.approx(expected["top5_jaccard"], abs=1e-4)
+        if expected["rank_correlation"] is None:
+            assert r["rank_correlation"] is None
+        else:
+            assert r["rank_correlation"] == pytest.approx(expected["rank_correlation"], abs=1e-4)
+        assert r["top_changed"] is expected["top_label_changed"]
+        assert r["top_b"] == image["predicted"]
+        # both overlays of the label compared have thumbnails; the links resolve to the PNGs
+        assert {f"baseline-{r['label']}", str(r["label"])} <= set(image["thumbs"])
+        for run, base in (("monday", view["overlays_base"]), ("tuesday", data["overlays_base"])):
+            png = (folder / unquote(base + r["folder"] + f"/{r['label']}.png")).resolve()
+            assert png == root / "overlays" / f"run_id={run}" / safe_key(r["id"]) / (
+                f"{r['label']}.png")
+            assert png.is_file()
+        with Image.open(folder / "thumbs" / safe_key(r["id"]) / f"baseline-{r['label']}.jpg") as im:
+            assert im.format == "JPEG" and max(im.size) <= 192
+    changed = {r["id"]: r for r in rows if r["top_changed"]}
+    assert set(changed) == {facts["ids"][1], facts["ids"][5]}
+    for r in changed.values():
+        assert r["top_a"] != r["top_b"] and r["top_a"] in r["also"]   # A's top drifted too
+    # the image that failed in both runs is not compared
+    assert facts["errors"][0] not in {r["id"] for r in rows}
+
+
+def test_changed_view_markup_counts_and_escapes(drift_run):
+    _, _, drift, index = drift_run
+    text = index.read_text("utf-8")
+    n, m = len(drift["drifted"]), len(drift["order"])
+    assert f'<b id="drift-count">{n} of {m} images drifted</b> since run monday' in text
+    assert 'data-view="changed"' in text and 'data-drifted="1"' in text
+    summary = text[text.index('<section class="tiles">'):text.index('<div class="toolbar"')]
+    assert "Changed since run monday" in summary and f">{n}<" in summary
+    assert f"of {m} images compared drifted" in summary and 'href="#view=changed"' in summary
+    # the hostile id and label (compared, drifted) stay JSON escapes and escaped text
+    assert HOSTILE_ID not in text and "</script><img" not in text
+    assert text.count("</script>") == 2
+    tags = _tags(text)
+    assert not [t for t, a in tags if t == "img"]
+    assert not any(k.startswith("on") for _, attrs in tags for k in attrs)
+    assert "{{" not in text.replace("{{ script }}", "")
+
+
+def test_reused_images_are_marked_and_counted(drift_run):
+    _, facts, _, index = drift_run
+    text = index.read_text("utf-8")
+    by_id = {r["id"]: r for r in page_data(text)["images"]}
+    assert by_id[facts["ids"][3]]["reused_from"] == "monday"
+    assert [i for i, r in by_id.items() if r["reused_from"]] == [facts["ids"][3]]
+    summary = text[text.index('<section class="tiles">'):text.index('<div class="toolbar"')]
+    assert "Reused" in summary and ">1<" in summary
+    assert "10 explained by this run" in summary       # 11 ok images, 1 reused
+
+
+def test_older_runs_without_drift_or_reuse_columns(small_run):
+    from lime_spark.report.records import read_drift, read_run
+
+    root, facts, _ = small_run
+    tables = read_run(str(root), "r1", overlay_features=5)
+    for column in ("content_sha256", "explainer_digest", "reused_from"):
+        assert tables.images[column].isna().all()
+    assert read_drift(str(root), "r1") is None
+    text = (root / "report" / "run_id=r1" / "index.html").read_text("utf-8")
+    data = page_data(text)
+    assert data["drift"] is None
+    assert all(r["reused_from"] is None for r in data["images"])
+    markup = text[:text.index('<script type="application/json"')]
+    assert "data-view" not in markup and "drift-count" not in markup
+    assert "Changed since" not in markup and "Reused" not in markup
+
+
+def _write_drift_rows(root: Path, run_id: str, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lime_spark.tables import arrow_schema
+
+    folder = root / "drift" / f"run_id={run_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema("drift")),
+                   folder / "part-00000.parquet")
+
+
+def _drift_row(image_id: str, label: int, baseline: str, **kw) -> dict:
+    row = {"image_id": image_id, "label": label, "label_name": f"class {label}",
+           "baseline_run_id": baseline, "prob_a": 0.5, "prob_b": 0.4,
+           "top_label_changed": False, "rank_correlation": 0.9, "top5_jaccard": 0.8,
+           "drifted": False}
+    row.update(kw)
+    return row
+
+
+def test_drift_partitions_that_cannot_be_shown_fully(tmp_path, caplog):
+    from lime_spark.report.records import build_drift, build_images, read_drift, read_run
+
+    root = tmp_path / "out"
+    make_run(str(root), "b", 4, errors=0, hostile=False)
+    tables = read_run(str(root), "b", overlay_features=5)
+    top = {r["image_id"]: r["top_label"] for r in tables.images.to_dict("records")}
+
+    # an empty partition: a view only when summary.json's drift names the baseline (what
+    # lime-spark compare stores there), with the images it could not compare label by label
+    _write_drift_rows(root, "b", [])
+    assert read_drift(str(root), "b") is None
+    assert read_drift(str(root), "b", {"drift": {"images": 4}}) is None
+    empty = read_drift(str(root), "b", {"drift": {"baseline": "gone", "images": 4,
+                                                  "images_without_common_label": 4}})
+    assert empty.baseline_run_id == "gone" and empty.rows.empty and empty.unlisted == 4
+    view = build_drift(empty, build_images(str(root), "b", tables))
+    assert view.records == [] and view.drifted == 0 and view.unlisted == 4
+    summary_path = root / "runs" / "run_id=b" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "drift": {
+        "baseline": "gone", "images_without_common_label": 4}}))
+    text = Path(write_report(str(root), "b")).read_text("utf-8")
+    assert page_data(text)["drift"]["rows"] == []
+    assert '<b id="drift-count">0 of 0 images drifted</b> since run gone' in text
+    assert "Not listed: 4 more images explained in both runs" in text
+    assert "(and 4 without a label in common)" in text
+    summary_path.write_text(json.dumps(summary))
+    # a baseline id that is no run id: no view, a warning
+    _write_drift_rows(root, "b", [_drift_row("img-00000", top["img-00000"], "../x")])
+    with caplog.at_level("WARNING", logger="lime_spark.report.records"):
+        assert read_drift(str(root), "b") is None
+    assert "run_id" in caplog.text
+    # two baselines: the one with the most rows; the baseline run is gone: no overlays of A
+    _write_drift_rows(root, "b", [
+        _drift_row("img-00000", top["img-00000"], "gone", rank_correlation=None),
+        _drift_row("img-00001", top["img-00001"], "gone", drifted=True, rank_correlation=0.2),
+        _drift_row("img-00002", top["img-00002"], "other", drifted=True),
+        _drift_row("img-00003", 99, "gone", prob_b=0.3),        # a label B did not explain
+        _drift_row("img-00003", 98, "gone", prob_b=0.35, drifted=True),
+        _drift_row("unknown", 1, "gone", drifted=True, rank_correlation=0.5)])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lime_spark.report.records"):
+        drift_tables = read_drift(str(root), "b")
+    assert "2 baseline runs" in caplog.text
+    assert drift_tables.baseline_run_id == "gone"
+    entries = build_images(str(root), "b", tables)
+    view = build_drift(drift_tables, entries)
+    assert [r.id for r in view.records] == ["img-00001", "unknown", "img-00003", "img-00000"]
+    assert view.drifted == 3
+    unknown = view.records[1]
+    assert unknown.image is None and unknown.top_b is None
+    other = view.records[2]
+    assert other.label == 98 and other.also == [] and other.top_a is None   # most probable in B
+    assert not any(name.startswith("baseline-") for e in entries for name in e.sources)
+    # the report is still written, the view without A's pictures
+    data = page_data(Path(write_report(str(root), "b")).read_text("utf-8"))
+    assert [r["id"] for r in data["drift"]["rows"]] == [r.id for r in view.records]
+    assert not any(t.startswith("baseline-") for r in data["images"] for t in r["thumbs"])
+
+
+def test_report_reads_the_declared_columns():
+    from lime_spark.report import records
+    from lime_spark.tables import column_names
+
+    assert records._DRIFT_COLUMNS == column_names("drift")
+    for name, columns in (("images", records._IMAGE_COLUMNS),
+                          ("explanations", records._EXPLANATION_COLUMNS),
+                          ("features", records._FEATURE_COLUMNS)):
+        assert set(columns) <= set(column_names(name)), name

@@ -1,7 +1,9 @@
 // The audit report's script, inlined into index.html by lime_spark/report/page.py; the
 // page's Content Security Policy allows this script only (its sha256, computed from this
 // file when a report is written). It renders the cards of the JSON in #report-data
-// page by page, with sorting, filters and search kept in the address (#filter=...).
+// page by page, with sorting, filters and search kept in the address (#filter=...);
+// with a drift table, the "Changed since A" view (#view=changed&drifted=1...): one entry
+// per image compared with the baseline run A, its overlays of A and B side by side.
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
@@ -16,8 +18,11 @@
   }
   var IMAGES = records(DATA.images, DATA.image_fields);
   IMAGES.forEach(function (r) { r.labels = records(r.labels, DATA.label_fields); });
+  // The compared images, drifted first (ordered by lime_spark/report/records.py build_drift).
+  var DRIFT = DATA.drift ? records(DATA.drift.rows, DATA.drift.fields) : [];
   var SIZES = [25, 50, 100, 200];
-  var state = {filter: "all", sort: "fit", q: "", page: 1,
+  var DEFAULTS = {view: "images", filter: "all", sort: "fit", q: "", page: 1, drifted: false};
+  var state = {view: "images", filter: "all", sort: "fit", q: "", page: 1, drifted: false,
                size: SIZES.indexOf(DATA.page_size) >= 0 ? DATA.page_size : 50};
   var view = [];
 
@@ -79,8 +84,20 @@
     }
     return false;
   }
+  function matchesChange(d, q) {
+    if (!q) { return true; }
+    var hay = [d.id, d.name, d.top_a, d.top_b].concat(d.also);
+    for (var i = 0; i < hay.length; i++) {
+      if (hay[i] && String(hay[i]).toLowerCase().indexOf(q) >= 0) { return true; }
+    }
+    return false;
+  }
   function select() {
     var q = state.q.trim().toLowerCase();
+    if (state.view === "changed") {
+      view = DRIFT.filter(function (d) { return (!state.drifted || d.drifted) && matchesChange(d, q); });
+      return;
+    }
     view = IMAGES.filter(function (r) {
       if (state.filter === "error" && r.status !== "error") { return false; }
       if (state.filter === "mismatch" && !r.mismatch) { return false; }
@@ -139,6 +156,9 @@
       meta.appendChild(el("span", "badge", "match"));
     } else {
       meta.appendChild(el("span", "badge neutral", "no expected label"));
+    }
+    if (r.reused_from !== null && r.reused_from !== undefined) {
+      meta.appendChild(el("div", "reused", "reused from run " + r.reused_from));
     }
     var dl = el("dl", "facts");
     fact(dl, "expected", r.expected === null ? "\u2014" : r.expected);
@@ -199,6 +219,47 @@
     return art;
   }
 
+  // -- the "Changed since A" view --------------------------------------------
+  function change(d) {
+    // the image of this run the entry compares (its thumbnails: "L" of B, "baseline-L" of A)
+    var img = (d.image !== null && IMAGES[d.image]) ? IMAGES[d.image]
+      : {id: d.id, folder: d.folder, thumbs: [], reused_from: null};
+    var art = el("article", "card change" + (d.drifted ? " drifted" : ""));
+    art.setAttribute("data-image-id", d.id);
+    var meta = el("div", "meta");
+    meta.appendChild(el("h2", "", d.id));
+    meta.appendChild(d.drifted ? el("span", "badge drifted", "drifted")
+                               : el("span", "badge neutral", "not drifted"));
+    if (d.top_changed) { meta.appendChild(el("span", "badge mismatch", "top label changed")); }
+    if (img.reused_from !== null && img.reused_from !== undefined) {
+      meta.appendChild(el("div", "reused", "reused from run " + img.reused_from));
+    }
+    var name = d.name === null ? String(d.label) : d.name;
+    var dl = el("dl", "facts");
+    fact(dl, "label", name);
+    fact(dl, "top label", d.top_changed
+      ? "A: " + (d.top_a === null ? "n/a" : d.top_a) + " \u2192 B: " + (d.top_b === null ? "n/a" : d.top_b)
+      : "same in A and B", d.top_changed ? "fit-low" : "");
+    fact(dl, "probability", fmt(d.prob_a, 2) + " \u2192 " + fmt(d.prob_b, 2));
+    fact(dl, "rank correlation", fmt(d.rank_correlation, 2));
+    fact(dl, "top-5 Jaccard", fmt(d.top5_jaccard, 2));
+    if (d.also.length) { fact(dl, "also drifted", d.also.join(", ")); }
+    meta.appendChild(dl);
+    art.appendChild(meta);
+
+    var pair = el("div", "panels pair");
+    var label = d.label === null ? "" : String(d.label);
+    var file = d.folder + "/" + label + ".png";
+    pair.appendChild(panel(img, "baseline-" + label, label ? DATA.drift.overlays_base + file : null,
+                           ["A \u00b7 run " + DATA.drift.baseline_run_id,
+                            "p " + fmt(d.prob_a, 2)], "run-a"));
+    pair.appendChild(panel(img, label, label ? DATA.overlays_base + file : null,
+                           ["B \u00b7 run " + DATA.run_id,
+                            "p " + fmt(d.prob_b, 2)], "run-b"));
+    art.appendChild(pair);
+    return art;
+  }
+
   // -- page ------------------------------------------------------------------
   function pages() { return Math.max(1, Math.ceil(view.length / state.size)); }
   function render() {
@@ -207,15 +268,29 @@
     var slice = view.slice(start, start + state.size);
     var box = document.getElementById("cards");
     var frag = document.createDocumentFragment();
-    slice.forEach(function (r) { frag.appendChild(card(r)); });
+    var changed = state.view === "changed";
+    slice.forEach(function (r) { frag.appendChild(changed ? change(r) : card(r)); });
     if (!slice.length) { frag.appendChild(el("div", "empty", "No image matches.")); }
     box.replaceChildren(frag);
+    var parts = document.querySelectorAll("[data-show]");
+    for (var p = 0; p < parts.length; p++) {
+      parts[p].hidden = parts[p].getAttribute("data-show") !== state.view;
+    }
+    var tabs = document.querySelectorAll("[data-view]");
+    for (var t = 0; t < tabs.length; t++) {
+      tabs[t].setAttribute("aria-pressed", String(tabs[t].getAttribute("data-view") === state.view));
+    }
+    var shown = document.querySelectorAll("[data-drifted]");
+    for (var s = 0; s < shown.length; s++) {
+      shown[s].setAttribute("aria-pressed", String((shown[s].getAttribute("data-drifted") === "1") === state.drifted));
+    }
     var label = "page " + state.page + " of " + pages();
     document.getElementById("page").textContent = label;
     document.getElementById("page2").textContent = label;
-    document.getElementById("count").textContent = view.length === IMAGES.length
-      ? IMAGES.length + " images"
-      : view.length + " of " + IMAGES.length + " images";
+    var all = changed ? DRIFT.length : IMAGES.length;
+    var noun = changed ? " compared images" : " images";
+    document.getElementById("count").textContent = view.length === all
+      ? all + noun : view.length + " of " + all + noun;
     ["prev", "prev2"].forEach(function (id) { document.getElementById(id).disabled = state.page <= 1; });
     ["next", "next2"].forEach(function (id) { document.getElementById(id).disabled = state.page >= pages(); });
     var buttons = document.querySelectorAll("[data-filter]");
@@ -227,7 +302,8 @@
     if (document.getElementById("search").value !== state.q) {
       document.getElementById("search").value = state.q;
     }
-    var hash = "filter=" + state.filter + "&sort=" + encodeURIComponent(state.sort) +
+    var hash = (changed ? "view=changed" + (state.drifted ? "&drifted=1" : "")
+                        : "filter=" + state.filter + "&sort=" + encodeURIComponent(state.sort)) +
       "&page=" + state.page + "&size=" + state.size + (state.q ? "&q=" + encodeURIComponent(state.q) : "");
     if (location.hash.slice(1) !== hash) { history.replaceState(null, "", "#" + hash); }
   }
@@ -237,7 +313,9 @@
     select();
     render();
   }
+  // The state the address names; what it does not name is the default (the size is kept).
   function readHash() {
+    for (var k in DEFAULTS) { if (Object.prototype.hasOwnProperty.call(DEFAULTS, k)) { state[k] = DEFAULTS[k]; } }
     var params = {};
     location.hash.slice(1).split("&").forEach(function (part) {
       var i = part.indexOf("=");
@@ -245,6 +323,8 @@
         try { params[part.slice(0, i)] = decodeURIComponent(part.slice(i + 1)); } catch (e) { /* ignore */ }
       }
     });
+    if (params.view === "changed" && DATA.drift) { state.view = "changed"; }
+    state.drifted = params.drifted === "1";
     if (["all", "mismatch", "unstable", "error"].indexOf(params.filter) >= 0) { state.filter = params.filter; }
     if (params.sort && (KEYS[params.sort] || params.sort === "id")) { state.sort = params.sort; }
     if (params.q) { state.q = params.q; }
@@ -258,6 +338,18 @@
   for (var i = 0; i < buttons.length; i++) {
     buttons[i].addEventListener("click", function (ev) {
       update({filter: ev.currentTarget.getAttribute("data-filter")});
+    });
+  }
+  var tabs = document.querySelectorAll("[data-view]");
+  for (var v = 0; v < tabs.length; v++) {
+    tabs[v].addEventListener("click", function (ev) {
+      update({view: ev.currentTarget.getAttribute("data-view")});
+    });
+  }
+  var driftButtons = document.querySelectorAll("[data-drifted]");
+  for (var d = 0; d < driftButtons.length; d++) {
+    driftButtons[d].addEventListener("click", function (ev) {
+      update({drifted: ev.currentTarget.getAttribute("data-drifted") === "1"});
     });
   }
   document.getElementById("sort").addEventListener("change", function (ev) { update({sort: ev.target.value}); });
@@ -296,5 +388,11 @@
   readHash();
   select();
   render();
+  // a link to a view (the summary's "show them", an edited address) opens it
+  window.addEventListener("hashchange", function () {
+    readHash();
+    select();
+    render();
+  });
   window.limeSparkReport = {state: state, view: function () { return view; }, update: update};
 })();
