@@ -359,7 +359,8 @@ def _job_argv(args: argparse.Namespace, *, input_uri: Path, output: Path, run_id
             "--n-samples", str(args.n_samples), "--device-batch-size", str(device_batch),
             "--images-in-flight", str(args.images_in_flight),
             "--overlays", "false" if dry else "true", "--metrics", "true",
-            "--report", "false", "--log-level", "WARNING", "--master", args.master,
+            "--report", "false", "--reuse", "none", "--log-level", "WARNING",
+            "--master", args.master,
             "--conf", "spark.ui.showConsoleProgress=false"]
 
 

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     common = {"model": "mobilenet", "model_args": {"alpha": 0.25, "input_shape": [128, 128, 3]},
               "label_names": "imagenet", "n_samples": args.num_samples, "log_level": "WARNING",
-              "runtime": args.runtime}
+              "runtime": args.runtime,
+              "reuse": "none"}       # every job explains its images (runs share the output root)
 
     def job(spark, input_name, run_id, partitions, **options):
         cfg = load_config(overrides={**common, "input": str(work / input_name),

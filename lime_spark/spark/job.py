@@ -4,14 +4,21 @@
 :func:`lime_spark.spark.explain_images`:
 
 1. **check**: everything that needs no Spark (:func:`lime_spark.preflight.preflight`),
-   then the catalog (``--database``);
-2. **lock** the run id (:mod:`lime_spark.publish`);
+   then the catalog (``--database``) and the ``--baseline`` run;
+2. **lock** the run id (:mod:`lime_spark.publish`); clear what a dead job left,
+   except its committed rows and overlays (``--resume``);
 3. **read** the image list (:func:`read_image_list`);
 4. **distinct ids**: rows sharing an ``image_id`` are renamed (:func:`distinct_image_ids`);
-5. **explain** with :func:`~lime_spark.spark.api.explain_images` (lazy), persisted once;
-6. **write** the three tables into the run's staging area and **publish** them
-   with the overlays (the run's old partitions are replaced as a whole);
-7. **summary** (``runs/run_id=R/summary.json``), **catalog**, **report**.
+5. **plan**: rows committed by a dead job of this run are kept, rows of earlier
+   runs with the same content, model and explainer digests are reused, the rest
+   is explained (:func:`lime_spark.spark.resume.plan_run`);
+6. **explain** with :func:`~lime_spark.spark.api.explain_images`; every task
+   commits its rows into the run's work area;
+7. **write** the three tables from the committed and the reused rows and
+   **publish** them with the overlays (the run's old partitions are replaced as
+   a whole);
+8. **summary** (``runs/run_id=R/summary.json``), **catalog**, **drift**
+   (``--baseline``), **report**.
 
 Results depend only on (run seed, image id), so a retried task reproduces its
 rows and overlays exactly (``docs/reliability.md``).
@@ -148,6 +155,16 @@ def _check(spark: Any, cfg: JobConfig) -> str:
         from .catalog import check_catalog
 
         check_catalog(spark, cfg.database)
+    if cfg.baseline is not None:
+        if cfg.baseline == cfg.run_id:
+            raise ConfigurationError(
+                f"Expected --baseline to name another run than --run-id. Received: "
+                f"baseline={cfg.baseline!r}")
+        if not exists(join_uri(root, "images", f"run_id={cfg.baseline}")):
+            raise ConfigurationError(
+                f"Expected the --baseline run to have an images partition under the output "
+                f"root. Received: baseline={cfg.baseline!r}, with no "
+                f"{redact_value(join_uri(root, 'images', f'run_id={cfg.baseline}'))}")
     return root
 
 
@@ -423,6 +440,20 @@ def _finish(spark: Any, cfg: JobConfig, root: str, summary: dict[str, Any]) -> N
         register_tables(spark, cfg.database, root)
         summary["database"] = cfg.database
         save_summary()
+    if cfg.baseline is not None:
+        from .drift import compare_runs
+
+        try:
+            summary["drift"] = compare_runs(spark, root, cfg.run_id, cfg.baseline, lock=False,
+                                            report=False)
+        except Exception as exc:  # noqa: BLE001 - the run is published; say why, keep it
+            logger.warning("could not compare run %s with its baseline %s: %s: %s",
+                           cfg.run_id, cfg.baseline, type(exc).__name__, exc)
+            summary["drift"] = {"baseline": cfg.baseline,
+                                "error": f"{type(exc).__name__}: {exc}"}
+        save_summary()
+        if cfg.database:
+            register_tables(spark, cfg.database, root)        # the drift table too
     if cfg.report:
         from ..report import write_report
 

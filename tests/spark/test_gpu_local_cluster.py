@@ -366,7 +366,8 @@ def test_job_reports_the_gpus_of_its_workers(cluster_run):
     summary = _part(cluster_run, "summary")
     assert summary is not None, cluster_run["report"]
     assert summary["spark"]["master"] == MASTER
-    assert summary["images"] == {"rows": 2, "ok": 2, "error": 0, "errors_by_class": {}}
+    assert summary["images"] == {"rows": 2, "ok": 2, "error": 0, "errors_by_class": {},
+                                 "explained": 2, "reused": 0, "resumed": 0}
     assert summary["workers"]["gpus"] == _part(cluster_run, "claimed") == ["0", "1"]
 
 

@@ -99,7 +99,8 @@ def test_end_to_end_tables_overlays_summary(spark, shapes, tmp_path):
     for i in range(6):
         assert (out / "overlays" / "run_id=r1" / f"img%2F{i}" / "segments.png").exists()
     assert summary["images"] == {"rows": 7, "ok": 6, "error": 1,
-                                 "errors_by_class": {"InvalidImageError": 1}}
+                                 "errors_by_class": {"InvalidImageError": 1},
+                                 "explained": 7, "reused": 0, "resumed": 0}
     on_disk = json.loads((out / "runs" / "run_id=r1" / "summary.json").read_text())
     assert on_disk["table_rows"] == {"images": 7, "explanations": 12, "features": len(features)}
     assert on_disk["config"]["n_samples"] == 200
@@ -122,8 +123,10 @@ def test_partitioning_does_not_change_results_and_reruns_replace(spark, shapes, 
     input_uri = _dataset(tmp_path, shapes, 5)
     out = tmp_path / "out"
     # n_samples=auto: how many samples each image used depends only on its rows, which
-    # depend only on (run seed, image id), not on the partitioning
-    auto = {"n_samples": "auto", "min_samples": 64, "max_samples": 256, "batch_size": 32}
+    # depend only on (run seed, image bytes), not on the partitioning
+    # reuse none: the second run explains its images again instead of copying p1's
+    auto = {"n_samples": "auto", "min_samples": 64, "max_samples": 256, "batch_size": 32,
+            "reuse": "none"}
     _run(spark, shapes, input_uri, out, run_id="p1", partitions=1, **auto)
     _run(spark, shapes, input_uri, out, run_id="p3", partitions=3, **auto)
     used = duckdb.sql("select run_id, image_id, n_samples from read_parquet("

@@ -157,7 +157,8 @@ def test_a_rerun_replaces_the_whole_run_even_when_every_image_fails(spark, tiny_
         _run(spark, missing, root, tiny_model, run_id="night")
     again = _run(spark, missing, root, tiny_model, run_id="night", break_stale_lock=True)
     assert again["images"] == {"rows": 2, "ok": 0, "error": 2,
-                               "errors_by_class": {"StorageError": 2}}
+                               "errors_by_class": {"StorageError": 2},
+                               "explained": 2, "reused": 0, "resumed": 0}
     assert not lock.exists()
 
     # nothing of the first "night" is left beside the new error rows ...
@@ -223,5 +224,24 @@ def test_a_failed_rerun_leaves_the_previous_run_as_it_was(spark, tiny_model, tmp
     assert sorted((root / "overlays" / "run_id=r").rglob("*.png")) == overlays
     uris = _table(root, "explanations", "r").overlay_uri
     assert all(Path(uri).is_file() for uri in uris)
-    assert read_run_lock(str(root), "r") is None
-    assert not (root / "_staging").exists() and not (root / "_locks").exists()
+    assert read_run_lock(str(root), "r") is None and not (root / "_locks").exists()
+    # what stays is the rows the finished task committed (nothing else): the same command
+    # again explains only the others, and then nothing stays
+    staged = [p.relative_to(root) for p in (root / "_staging").rglob("*") if p.is_file()] \
+        if (root / "_staging").exists() else []
+    committed = [p for p in staged if p.parts[2:4] == ("work", "committed")]
+    assert all(p.parts[:3] == ("_staging", "run_id=r", "work") for p in staged), staged
+    assert all(p.parts[3] in ("committed", "overlays") for p in staged), staged
+    again = _run(spark, input_uri, root, tiny_model, run_id="r", partitions=2)
+    assert again["images"]["resumed"] == (2 if committed else 0)
+    assert again["images"]["explained"] == 4 - again["images"]["resumed"]
+    keys = {"images": ["image_id"], "explanations": ["image_id", "label"],
+            "features": ["image_id", "label", "feature"]}
+
+    def comparable(frame, name):
+        return (frame.drop(columns="seconds", errors="ignore").sort_values(keys[name])
+                .reset_index(drop=True))
+
+    for name, frame in before.items():
+        assert comparable(_table(root, name, "r"), name).equals(comparable(frame, name)), name
+    assert not (root / "_staging").exists()

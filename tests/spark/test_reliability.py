@@ -493,7 +493,8 @@ def test_bad_inputs_every_row_accounted_for_and_nothing_escapes(spark, tiny_mode
 
     expected_errors = collections.Counter(c.expect for c in cases if c.expect != "ok")
     assert summary["images"] == {"rows": len(cases), "ok": len(ok), "error": len(errors),
-                                 "errors_by_class": dict(sorted(expected_errors.items()))}
+                                 "errors_by_class": dict(sorted(expected_errors.items())),
+                                 "explained": len(cases), "reused": 0, "resumed": 0}
     # 3 ids shared in the input ("dup", "" and a path's hash); 8 rows renamed, one twice
     start = {c.tag: expected_ids([c])[c.tag] for c in cases}
     renamed = sorted(t for t in ids if ids[t] != start[t])
@@ -699,7 +700,7 @@ def test_killed_worker_is_retried_and_output_equals_a_clean_run(spark, tiny_mode
         ["--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
          "--conf", "spark.ui.showConsoleProgress=false",
          "--conf", "spark.sql.execution.arrow.maxRecordsPerBatch=2", "--partitions", "2",
-         *_cli_options(input_uri, root, tiny_model, "retry"),
+         *_cli_options(input_uri, root, tiny_model, "retry"), "--reuse", "none",
          *(f"--{k.replace('_', '-')}={v}" for k, v in AUTO.items())],
         env=_subprocess_env(LIME_SPARK_FAIL_ONCE=str(fail_dir)), cwd=tmp_path)
     seconds = time.perf_counter() - started
@@ -712,7 +713,8 @@ def test_killed_worker_is_retried_and_output_equals_a_clean_run(spark, tiny_mode
     retry = json.loads((root / "runs" / "run_id=retry" / "summary.json").read_text())
     assert retry["images"] == clean["images"] == {
         "rows": 12, "ok": 10, "error": 2,
-        "errors_by_class": {"InvalidImageError": 1, "StorageError": 1}}
+        "errors_by_class": {"InvalidImageError": 1, "StorageError": 1},
+        "explained": 12, "reused": 0, "resumed": 0}
     assert retry["table_rows"] == clean["table_rows"]
 
     # the same rows, feature weights and overlays as the clean run, nothing twice
