@@ -86,7 +86,9 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         _clear_staging(root, cfg)
         work = work_uri(root, cfg.run_id)
         try:
+            loading = time.perf_counter()
             classifier = _load_model(spark, cfg)
+            load_seconds = time.perf_counter() - loading
             explainer = ImageExplainer(cfg.section(ExplainerConfig))
             settings = cfg.section(BatchSettings, run_id=cfg.run_id, run_seed=cfg.seed,
                                    output_root=root, overlay_root=work)
@@ -110,6 +112,7 @@ def run_job(spark: Any, config: JobConfig) -> dict[str, Any]:
         summary.update(_describe_run(spark, cfg, classifier, duplicates), partitions=partitions)
         summary["keys"] = keys
         summary["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+        summary["timings"]["driver_model_load_seconds"] = round(load_seconds, 3)
         _finish(spark, cfg, root, summary)
     return summary
 
@@ -259,6 +262,7 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
     if plan.pairs is not None:
         for name, frame in reused_tables(spark, root, plan.pairs).items():
             tables[name] = tables[name].unionByName(frame) if name in tables else frame
+    writing = time.perf_counter()
     run_col = F.lit(cfg.run_id).alias("run_id")
     for name, frame in tables.items():
         frame.select("*", run_col).write.mode("overwrite").partitionBy("run_id").parquet(
@@ -266,6 +270,7 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
     counts = _table_counts(spark, work, cfg.run_id) if tables else _NO_ROWS
     remove_partial_writes(join_uri(work, "overlays"))
     publish_run(root, cfg.run_id, work, _PUBLISHED)
+    write_seconds = time.perf_counter() - writing
 
     explained = int(stats["rows"])
     rows = counts["images"]
@@ -283,7 +288,9 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
         "table_rows": {"explanations": counts["explanations"],
                        "features": counts["features"], "images": rows},
         "timings": {"total_seconds": None,
+                    "plan_seconds": round(plan.seconds, 3),
                     "explain_seconds": round(explain_seconds, 3),
+                    "write_seconds": round(write_seconds, 3),
                     "image_seconds_sum": round(float(stats["image_seconds"] or 0.0), 3),
                     "images_per_second": round(explained / explain_seconds, 3)
                     if explain_seconds else None,
