@@ -33,7 +33,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
@@ -41,9 +41,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .adapters import as_design_predictor
+from .anchors import AnchorConfig, AnchorExplainer, AnchorExplanation
 from .explainer import ImageExplainer, ImageExplanation, Prepared
 from .exceptions import (
     ClassifierOutputError,
+    ConfigurationError,
     ImageTimeoutError,
     InvalidImageError,
     LimeSparkError,
@@ -54,10 +56,12 @@ from .images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image, 
 from .metrics import auc, deletion_insertion_steps
 from .models import Classifier
 from .options import Bool, Int, IntOrAuto, OneOf, Optional, Real, option, validate
-from .overlays import encode_overlays, overlay_folder, overlay_pictures, overlay_uris, remove_overlays
+from .overlays import (ANCHOR_PREFIX, encode_overlays, overlay_folder, overlay_pictures,
+                       overlay_uris, remove_overlays)
 from .pipeline import resolve_device_batch, resolve_in_flight, run_pipeline
 from .render import thumbnail
-from .rows import base_row, error_row, explanation_rows, feature_rows, ok_row, pixel_stats
+from .rows import (anchor_rows, base_row, error_row, explanation_rows, feature_rows, ok_row,
+                   pixel_stats)
 from .run_ids import check_run_id
 from .sampling import derive_seed
 from .segmentation import segment_image
@@ -67,7 +71,7 @@ from .tables import EXPLANATION_COLUMNS, FEATURE_COLUMNS, IMAGE_COLUMNS  # re-ex
 from .timings import StageClock
 
 __all__ = ["BatchSettings", "ImageRecord", "RecordResult", "explain_record", "explain_records",
-           "image_id_for_path", "explainer_key",
+           "image_id_for_path", "explainer_key", "uses_anchors", "METHODS",
            "renamed_image_id", "check_classifier_outputs", "base_row", "error_row",
            "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS"]
 
@@ -155,6 +159,37 @@ def check_classifier_outputs(classifier: Classifier) -> None:
             "(independent classes)")
 
 
+METHODS = ("lime", "anchors")
+"""Explanation methods of the job (``--methods``): LIME always, anchors on request."""
+
+
+def _methods(name: str, value: Any) -> Any:
+    methods = [m.strip() for m in str(value).split(",")] if isinstance(value, str) else value
+    if (not isinstance(methods, (list, tuple)) or not methods
+            or any(m not in METHODS for m in methods)):
+        raise ConfigurationError(
+            f"Expected {name} to be a comma-separated list of {', '.join(METHODS)}. "
+            f"Received: {name}={value!r}")
+    if "lime" not in methods:
+        raise ConfigurationError(
+            f"Expected {name} to include lime (the images and explanations tables come from "
+            f"it; anchors are added to it). Received: {name}={value!r}")
+    return value
+
+
+def uses_anchors(methods: str | list[str]) -> bool:
+    """Whether ``--methods`` asks for anchors."""
+    items = methods.split(",") if isinstance(methods, str) else methods
+    return "anchors" in [str(m).strip() for m in items]
+
+
+def _anchor_option(name: str) -> Any:
+    """A job option with :class:`~lime_spark.anchors.AnchorConfig` ``name``'s default, help
+    and constraint (the job's name is ``anchor_<name>``)."""
+    f = next(f for f in fields(AnchorConfig) if f.name == name)
+    return option(f.default, "anchors: " + f.metadata["help"], f.metadata["constraint"])
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """The per-image settings: job options (declared here once) and the run's own values.
@@ -205,8 +240,38 @@ class BatchSettings:
         "auto: enough to fill two device batches, 2 to 32", IntOrAuto(1))
     prefetch: int = option(
         2, "images read, decoded and segmented ahead of the model, per task", Int(1))
+    methods: str = option(
+        "lime", "explanation methods, comma-separated: lime, or lime,anchors (also an anchor "
+        "per image and label: the anchors table)", _methods)
+    anchor_labels: int = option(
+        1, "with anchors: labels per image with an anchor, most probable first", Int(1))
+    anchor_threshold: float = _anchor_option("threshold")
+    anchor_delta: float = _anchor_option("delta")
+    anchor_tau: float = _anchor_option("tau")
+    anchor_epsilon_stop: float = _anchor_option("epsilon_stop")
+    anchor_beam_size: int = _anchor_option("beam_size")
+    anchor_batch_size: int = _anchor_option("batch_size")
+    anchor_coverage_samples: int = _anchor_option("coverage_samples")
+    anchor_max_size: int | None = _anchor_option("max_anchor_size")
     overlay_root: str | None = option(
         None, "where overlay files are written (a staging area; null: output_root)", job=False)
+
+    @property
+    def anchors(self) -> bool:
+        """Whether anchors are computed (``methods`` includes ``anchors``)."""
+        return uses_anchors(self.methods)
+
+    def anchor_explainer(self, explainer: ImageExplainer) -> AnchorExplainer:
+        """The anchor search with these options and ``explainer``'s segmentation and fill."""
+        cfg = explainer.config
+        return AnchorExplainer(AnchorConfig(
+            segmentation=cfg.segmentation, n_superpixels=cfg.n_superpixels,
+            segmentation_params=cfg.segmentation_params, fill=cfg.fill,
+            fill_params=cfg.fill_params, threshold=self.anchor_threshold,
+            delta=self.anchor_delta, tau=self.anchor_tau, epsilon_stop=self.anchor_epsilon_stop,
+            beam_size=self.anchor_beam_size, batch_size=self.anchor_batch_size,
+            coverage_samples=self.anchor_coverage_samples,
+            max_anchor_size=self.anchor_max_size))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -233,6 +298,8 @@ class RecordResult:
     segmentation_fallback: bool = False
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (:data:`lime_spark.timings.STAGES`) the image took."""
+    anchors: list[dict[str, Any]] = field(default_factory=list)
+    """The image's ``anchors`` rows (``--methods lime,anchors``)."""
 
 
 class _Deadline:
@@ -394,33 +461,53 @@ class _ImageTask:
         self.clock = state.clock
         self.stage = "fit"
 
-    def steps(self) -> Steps[tuple[ImageExplanation, _Areas]]:
+    def steps(self) -> Steps[tuple[ImageExplanation, _Areas, list[AnchorExplanation]]]:
+        settings = self.settings
         explanation = yield from self.explainer.steps(
-            self.prepared, top_labels=self.settings.top_labels,
+            self.prepared, top_labels=settings.top_labels,
             label_names=self.classifier.label_names)
-        if not self.settings.metrics:
-            return explanation, {}
-        self.check("metrics")
-        self.stage = "metrics"
-        labels = explanation.labels[:self.settings.metric_labels]
-        curves = yield from deletion_insertion_steps(explanation, labels)
-        return explanation, {label: (auc(deletion), auc(insertion))
-                             for label, (deletion, insertion) in curves.items()}
+        areas: _Areas = {}
+        if settings.metrics:
+            self.check("metrics")
+            self.stage = "metrics"
+            labels = explanation.labels[:settings.metric_labels]
+            curves = yield from deletion_insertion_steps(explanation, labels)
+            areas = {label: (auc(deletion), auc(insertion))
+                     for label, (deletion, insertion) in curves.items()}
+        anchors: list[AnchorExplanation] = []
+        if settings.anchors:
+            self.stage = "anchors"
+            search = settings.anchor_explainer(self.explainer)
+            for label in explanation.top_labels[:settings.anchor_labels]:
+                self.check("anchors")
+                # its own seed per label: the anchor depends on neither LIME's draws nor
+                # the other labels' searches
+                anchors.append((yield from search.steps(
+                    self.prepared, label=label, label_names=self.classifier.label_names,
+                    random_state=derive_seed(self.state.base["seed"], f"anchors/{label}"),
+                    checkpoint=self.check)))
+        return explanation, areas, anchors
 
-    def finish(self, value: tuple[ImageExplanation, _Areas]) -> RecordResult:
-        explanation, areas = value
+    def finish(self, value: tuple[ImageExplanation, _Areas, list[AnchorExplanation]]
+               ) -> RecordResult:
+        explanation, areas, anchors = value
         state, settings, clock = self.state, self.settings, self.clock
         try:
             self.check("rows")
             row, explanations, features = _rows(state, explanation, areas, shape=self.shape,
                                                 classifier=self.classifier, settings=settings)
+            published = overlay_folder(settings.output_root, settings.run_id, state.image_id)
+            anchor_uris = ({a.label: join_uri(published, f"{ANCHOR_PREFIX}{a.label}.png")
+                            for a in anchors} if settings.overlays else {})
+            anchor_table = anchor_rows(state.image_id, anchors, self.classifier,
+                                       overlay_uris=anchor_uris)
             self.check("overlays")
             if settings.overlays:
                 with clock.time("render"):
                     pictures = overlay_pictures(
                         self.canvas, explanation, max_side=settings.overlay_max_side,
                         n_features=settings.overlay_features, display=settings.overlay_display,
-                        caption=settings.overlay_caption)
+                        caption=settings.overlay_caption, anchors=anchors)
                 with clock.time("encode"):
                     encoded = encode_overlays(pictures)
                 with clock.time("write"):
@@ -428,7 +515,7 @@ class _ImageTask:
                         write_bytes(join_uri(state.overlay_folder, f"{name}.png"), data)
             row["seconds"] = time.perf_counter() - state.started
             return RecordResult(row, explanations, features, state.retries, self.fallback,
-                                clock.as_dict())
+                                clock.as_dict(), anchor_table)
         except Exception as exc:  # noqa: BLE001 - one bad image must never fail the batch
             return _error_result(state, exc)
 

@@ -46,6 +46,10 @@ RESULT_OPTIONS = frozenset({
     # the rows and pictures of an image (BatchSettings)
     "top_labels", "overlays", "overlay_display", "overlay_caption", "overlay_features",
     "overlay_max_side", "metrics", "metric_labels",
+    # anchors (--methods lime,anchors)
+    "methods", "anchor_labels", "anchor_threshold", "anchor_delta", "anchor_tau",
+    "anchor_epsilon_stop", "anchor_beam_size", "anchor_batch_size", "anchor_coverage_samples",
+    "anchor_max_size",
     # the run: each image's seed derives from it
     "seed",
 })

@@ -11,7 +11,7 @@ last and removes the folder when the image ends as an error row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,20 +21,29 @@ from .render import (
     add_caption,
     caption_lines,
     draw_explanations,
+    draw_mask,
     draw_superpixels,
     encode_png,
     explanation_caption,
     thumbnail,
+    upsample_segments,
     visible_segments,
 )
 from .render.arguments import _check_bool
 from .storage import join_uri, remove_tree, safe_key, write_bytes
 
 if TYPE_CHECKING:
+    from .anchors import AnchorExplanation
     from .explainer import ImageExplanation
 
-__all__ = ["overlay_folder", "overlay_uris", "overlay_pictures", "encode_overlays",
-           "write_overlays", "remove_overlays"]
+ANCHOR_PREFIX = "anchor_"
+"""An anchor's overlay is ``anchor_<label>.png`` beside the label's LIME overlay."""
+
+ANCHOR_DIM = 0.35
+"""Brightness kept outside an anchor in its overlay (the anchor itself unchanged)."""
+
+__all__ = ["ANCHOR_PREFIX", "draw_anchor", "anchor_caption", "overlay_folder", "overlay_uris",
+           "overlay_pictures", "encode_overlays", "write_overlays", "remove_overlays"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +60,8 @@ def overlay_uris(folder: str, labels: Iterable[int]) -> dict[int, str]:
 
 def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation, *,
                      max_side: int, n_features: int, display: str,
-                     caption: bool = True) -> dict[str, NDArray[np.uint8]]:
+                     caption: bool = True,
+                     anchors: Sequence[AnchorExplanation] = ()) -> dict[str, NDArray[np.uint8]]:
     """Draw an image's overlays: the superpixels and one picture per explained label.
 
     The thumbnail, the sampling of the segments and (in block mode) the
@@ -78,6 +88,10 @@ def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation,
         so all its PNGs have the same size.  The job passes its
         ``overlay_caption`` option; the default is on (the notebook
         functions of :mod:`lime_spark.render` default to no caption).
+    anchors : sequence of AnchorExplanation, optional
+        Anchors of the image (on ``explanation``'s segments): one picture
+        each, ``anchor_<label>`` (:func:`draw_anchor`), captioned with the
+        label, precision, coverage and size.
 
     Returns
     -------
@@ -105,20 +119,50 @@ def overlay_pictures(original: NDArray[np.uint8], explanation: ImageExplanation,
             chosen[str(label)] = sorted((fw for fw in explanation.local_exp[label]
                                          if fw[1] > 0 and fw[0] in visible),
                                         key=lambda fw: -fw[1])[:n_features]
+    anchor_pictures = {f"{ANCHOR_PREFIX}{a.label}": draw_anchor(canvas, segments, a.anchor)
+                       for a in anchors}
     if not caption:
         pictures.update(draw_explanations(canvas, segments, chosen, display=display,
                                           threshold=0.0))
+        pictures.update(anchor_pictures)
         return pictures
     captions = {str(label): explanation_caption(explanation, label)
                 for label in explanation.labels}
+    anchor_captions = {f"{ANCHOR_PREFIX}{a.label}": anchor_caption(a) for a in anchors}
     count = int(np.unique(segments).size)
     captions_segments = f"{count} superpixel{'s' if count != 1 else ''}"
-    lines = caption_lines([captions_segments, *captions.values()], canvas.shape[1],
-                          legend=display == "heatmap")
+    lines = caption_lines([captions_segments, *captions.values(), *anchor_captions.values()],
+                          canvas.shape[1], legend=display == "heatmap")
     pictures["segments"] = add_caption(pictures["segments"], captions_segments, lines=lines)
     pictures.update(draw_explanations(canvas, segments, chosen, display=display,
                                       threshold=0.0, captions=captions, caption_lines=lines))
+    for name, picture in anchor_pictures.items():
+        pictures[name] = add_caption(picture, anchor_captions[name], lines=lines)
     return pictures
+
+
+def draw_anchor(canvas: NDArray[np.uint8], segments: NDArray[np.integer],
+                anchor: Sequence[int]) -> NDArray[np.uint8]:
+    """An anchor's picture: its superpixels as they are, outlined in yellow, the rest
+    dimmed to :data:`ANCHOR_DIM` of its brightness (all of it for the empty anchor)."""
+    if not len(anchor):
+        return (canvas.astype(np.float32) * ANCHOR_DIM).astype(np.uint8)
+    picture = draw_mask(canvas, segments, list(anchor))
+    keep = np.zeros(int(segments.max()) + 1, bool)
+    keep[list(anchor)] = True
+    outside = ~keep[upsample_segments(segments, canvas.shape[:2])]
+    picture[outside] = (picture[outside].astype(np.float32) * ANCHOR_DIM).astype(np.uint8)
+    return picture
+
+
+def anchor_caption(anchor: AnchorExplanation) -> tuple[str, ...]:
+    """An anchor overlay's caption: label, precision, coverage, size."""
+    size = len(anchor.anchor)
+    return (f"anchor: {anchor.label_name()}", f"precision {anchor.precision:.2f}",
+            f"coverage {anchor.coverage:.2f}" if anchor.coverage >= 0.01 or not anchor.coverage
+            else f"coverage {anchor.coverage:.1e}",
+            f"{size} superpixel{'s' if size != 1 else ''}" + ("" if anchor.success
+                                                              else " (below threshold)"))
 
 
 def encode_overlays(pictures: dict[str, NDArray[np.uint8]]) -> dict[str, bytes]:

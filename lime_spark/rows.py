@@ -18,11 +18,13 @@ from .storage import redact
 from .tables import IMAGE_COLUMNS
 
 if TYPE_CHECKING:
+    from .anchors import AnchorExplanation
     from .batch import ImageRecord
     from .explainer import ImageExplanation
     from .models import Classifier
 
-__all__ = ["base_row", "error_row", "ok_row", "explanation_rows", "feature_rows", "pixel_stats"]
+__all__ = ["base_row", "error_row", "ok_row", "explanation_rows", "feature_rows", "anchor_rows",
+           "pixel_stats"]
 
 _MAX_MESSAGE = 2000
 """Characters of an error message kept in the ``images`` table."""
@@ -63,6 +65,20 @@ def ok_row(record: ImageRecord, image_id: str, explanation: ImageExplanation,
             "top_label": int(top),
             "top_label_name": classifier.label_name(top),
             "top_prob": float(explanation.predictions[top])}
+
+
+def anchor_rows(image_id: str, anchors: list[AnchorExplanation], classifier: Classifier, *,
+                overlay_uris: dict[int, str]) -> list[dict[str, Any]]:
+    """One ``anchors`` row per anchored label; ``overlay_uris`` maps a label to its anchor
+    overlay (empty: no overlays)."""
+    return [{"image_id": image_id, "label": int(a.label),
+             "label_name": classifier.label_name(a.label),
+             "anchor": [int(f) for f in a.anchor], "anchor_size": len(a.anchor),
+             "precision": float(a.precision), "precision_lower": float(a.precision_lower),
+             "coverage": float(a.coverage), "success": bool(a.success),
+             "n_samples": int(a.n_samples), "n_model_calls": int(a.n_model_calls),
+             "overlay_uri": overlay_uris.get(int(a.label)), "seconds": float(a.seconds)}
+            for a in anchors]
 
 
 def explanation_rows(image_id: str, explanation: ImageExplanation, classifier: Classifier, *,

@@ -37,8 +37,8 @@ from typing import Any
 from .exceptions import ConfigurationError
 
 __all__ = ["Column", "Table", "PARTITION_COLUMN", "TABLES", "ALL_TABLES", "IMAGES", "EXPLANATIONS",
-           "FEATURES", "DRIFT", "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS",
-           "DRIFT_COLUMNS", "table", "column_names",
+           "FEATURES", "ANCHORS", "DRIFT", "IMAGE_COLUMNS", "EXPLANATION_COLUMNS", "FEATURE_COLUMNS",
+           "DRIFT_COLUMNS", "ANCHOR_COLUMNS", "table", "column_names",
            "ddl", "arrow_schema", "readme_markdown", "update_readme", "README_BEGIN",
            "README_END"]
 
@@ -204,39 +204,75 @@ FEATURES = Table("features", "image x explained label x superpixel in its surrog
     Column("bbox_y1", "INT", False, "last row + 1 (half-open)"),
 ))
 
+ANCHORS = Table("anchors", "ok image x anchored label (`--methods lime,anchors`; the "
+                "`--anchor-labels` most probable labels)", (
+    Column("image_id", "STRING", False, "the image (`images.image_id`)"),
+    Column("label", "INT", False, "the anchored class"),
+    Column("label_name", "STRING", False, "its name"),
+    Column("anchor", "ARRAY<INT>", False,
+           "the anchor's superpixels (`features.feature` ids), in the order the search added "
+           "them; empty when the label holds whatever is hidden"),
+    Column("anchor_size", "INT", False, "superpixels in the anchor"),
+    Column("precision", "DOUBLE", False,
+           "estimated share of perturbations keeping the anchor (each other superpixel shown "
+           "with probability 1/2) that the model still gives the label"),
+    Column("precision_lower", "DOUBLE", False,
+           "the KL lower confidence bound of `precision` (level `--anchor-delta`)"),
+    Column("coverage", "DOUBLE", False,
+           "share of random perturbations that contain the whole anchor (1 for the empty one)"),
+    Column("success", "BOOLEAN", False,
+           "whether the anchor met `--anchor-threshold`; false: the most precise candidate "
+           "within `--anchor-max-size`"),
+    Column("n_samples", "INT", False, "model rows the search evaluated"),
+    Column("n_model_calls", "INT", False,
+           "model requests of the search (each one or more batches shared with other images)"),
+    Column("overlay_uri", "STRING", True,
+           "the anchor's overlay PNG (anchor shown, the rest dimmed); null with "
+           "`--overlays false`"),
+    Column("seconds", "DOUBLE", False, "wall time of the search, in seconds"),
+))
+
 DRIFT = Table("drift", "image x label explained in both a run and its baseline (`lime-spark "
               "compare`, `--baseline`)", (
-    Column("image_id", "STRING", False, "the image (`images.image_id`, the same in both runs)"),
-    Column("label", "INT", False, "the explained class"),
-    Column("label_name", "STRING", False, "its name"),
+    Column("image_id", "STRING", False,
+           "the image (`images.image_id`, the same in both runs), explained (`ok`) in both"),
+    Column("label", "INT", False, "the explained class, among the explained labels of both runs"),
+    Column("label_name", "STRING", False, "its name (in run B)"),
     Column("baseline_run_id", "STRING", False, "run A, the baseline (`run_id` is run B)"),
-    Column("prob_a", "DOUBLE", False, "the label's probability in run A"),
+    Column("prob_a", "DOUBLE", False, "the label's probability in run A (`label_prob`)"),
     Column("prob_b", "DOUBLE", False, "the label's probability in run B"),
     Column("top_label_changed", "BOOLEAN", False,
-           "whether the image's most probable class differs between the runs"),
+           "whether the image's most probable class (`images.top_label`) differs between "
+           "the runs"),
     Column("rank_correlation", "DOUBLE", True,
-           "Spearman correlation of the label's superpixel weights in A and B (superpixels "
-           "in both surrogates); null with fewer than 3 in common or a constant side"),
+           "Spearman correlation of the label's superpixel weights in A and B, over the "
+           "superpixels in both surrogates (tied weights share their mean rank); null with "
+           "fewer than 3 in common or one side's weights all equal"),
     Column("top5_jaccard", "DOUBLE", False,
-           "|A & B| / |A | B| of the label's 5 superpixels of largest absolute weight"),
+           "|A & B| / |A | B| of the label's superpixels with `feature_rank` <= 5 in each run "
+           "(k / (10 - k) for k in common)"),
     Column("drifted", "BOOLEAN", False,
-           "top label changed, or rank_correlation / top5_jaccard below the thresholds in "
-           "summary.json `drift.thresholds` (chosen from run-to-run noise: docs/drift.md)"),
+           "top label changed; or, where the label's `stability` is at least `min_stability` "
+           "in both runs, rank_correlation and top5_jaccard both below their thresholds "
+           "(summary.json `drift.thresholds`; defaults 0.95, 0.5, 0.2 chosen from run-to-run "
+           "noise: docs/drift.md)"),
 ))
 
 _TABLES = (IMAGES, EXPLANATIONS, FEATURES)
-_ALL_TABLES = (*_TABLES, DRIFT)
+_ALL_TABLES = (*_TABLES, ANCHORS, DRIFT)
 
 TABLES = tuple(t.name for t in _TABLES)
 """The tables every run writes, in order, each at ``ROOT/<name>/run_id=R/``."""
 
 ALL_TABLES = tuple(t.name for t in _ALL_TABLES)
-"""Every declared table: :data:`TABLES`, then ``drift`` (written by ``lime-spark compare``)."""
+"""Every declared table: :data:`TABLES`, ``anchors`` (``--methods lime,anchors``), then
+``drift`` (written by ``lime-spark compare``)."""
 
 IMAGE_COLUMNS = IMAGES.column_names
 EXPLANATION_COLUMNS = EXPLANATIONS.column_names
 FEATURE_COLUMNS = FEATURES.column_names
 DRIFT_COLUMNS = DRIFT.column_names
+ANCHOR_COLUMNS = ANCHORS.column_names
 
 
 def table(name: str) -> Table:

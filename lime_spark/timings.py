@@ -17,15 +17,15 @@ from contextlib import contextmanager
 
 __all__ = ["STAGES", "StageClock", "add_stages", "busy_fraction", "format_stages"]
 
-STAGES = ("read", "decode", "segment", "model", "fit", "metrics", "render", "encode",
-          "write", "arrow")
+STAGES = ("read", "decode", "segment", "model", "fit", "metrics", "anchors", "render",
+          "encode", "write", "arrow")
 """The stages, in pipeline order.
 
 read: the image's bytes from storage; decode: to RGB, and the resize to the
 model's input; segment: superpixels and fill; model: forward passes (a
 batch's time shared by its rows); fit: sampling, kernel, stability checks and
 the surrogate; metrics: deletion/insertion curves outside the model;
-render: the overlay thumbnail and pictures; encode: PNG encoding; write: the
+anchors: the anchor search outside the model (``--methods lime,anchors``); render: the overlay thumbnail and pictures; encode: PNG encoding; write: the
 overlay files; arrow: the result rows to Arrow (the Spark worker).
 """
 

@@ -32,7 +32,8 @@ import platform
 import time
 from typing import Any
 
-from ..batch import RENAME_DIGEST_HEX, BatchSettings, check_classifier_outputs, explainer_key
+from ..batch import (RENAME_DIGEST_HEX, BatchSettings, check_classifier_outputs, explainer_key,
+                     uses_anchors)
 from ..config import JobConfig, run_list
 from ..exceptions import ConfigurationError
 from ..explainer import ExplainerConfig, ImageExplainer
@@ -56,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 _DUPLICATE_EXAMPLES = 20
 
-_TABLES_STAGED = ("images", "explanations", "features")
+_TABLES_STAGED = ("images", "explanations", "features", "anchors")
 _PUBLISHED = (*_TABLES_STAGED, "overlays")
 """The folders of a run that are staged and then swapped in (tables and overlays)."""
 
@@ -259,8 +260,12 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
             "explanations": committed.select(F.explode("explanations").alias("e")).select("e.*"),
             "features": committed.select(F.explode("features").alias("f")).select("f.*"),
         }
+        if uses_anchors(cfg.methods):
+            tables["anchors"] = committed.select(F.explode("anchors").alias("a")).select("a.*")
     if plan.pairs is not None:
         for name, frame in reused_tables(spark, root, plan.pairs).items():
+            if name == "anchors" and not uses_anchors(cfg.methods):
+                continue
             tables[name] = tables[name].unionByName(frame) if name in tables else frame
     writing = time.perf_counter()
     run_col = F.lit(cfg.run_id).alias("run_id")
@@ -286,7 +291,8 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
                   "plan_seconds": round(plan.seconds, 3),
                   "overlays": "copied" if cfg.overlays and plan.reused else None},
         "table_rows": {"explanations": counts["explanations"],
-                       "features": counts["features"], "images": rows},
+                       "features": counts["features"], "images": rows,
+                       **({"anchors": counts["anchors"]} if uses_anchors(cfg.methods) else {})},
         "timings": {"total_seconds": None,
                     "plan_seconds": round(plan.seconds, 3),
                     "explain_seconds": round(explain_seconds, 3),
@@ -305,7 +311,8 @@ def _write_and_publish(result: Any, plan: Plan, cfg: JobConfig, root: str,
     }
 
 
-_NO_ROWS = {"images": 0, "ok": 0, "errors_by_class": {}, "explanations": 0, "features": 0}
+_NO_ROWS = {"images": 0, "ok": 0, "errors_by_class": {}, "explanations": 0, "features": 0,
+            "anchors": 0}
 
 
 def _table_counts(spark: Any, work: str, run_id: str) -> dict[str, Any]:
@@ -327,7 +334,8 @@ def _table_counts(spark: Any, work: str, run_id: str) -> dict[str, Any]:
             "errors_by_class": dict(sorted(errors.items())),
             "explanations": read("explanations").count() if _has(work, "explanations", run_id)
             else 0,
-            "features": read("features").count() if _has(work, "features", run_id) else 0}
+            "features": read("features").count() if _has(work, "features", run_id) else 0,
+            "anchors": read("anchors").count() if _has(work, "anchors", run_id) else 0}
 
 
 def _has(work: str, name: str, run_id: str) -> bool:

@@ -318,16 +318,19 @@ def plan_run(spark: Any, images: Any, *, root: str, run_id: str, model_digest: s
 
 
 def reused_tables(spark: Any, root: str, pairs: Any) -> dict[str, Any]:
-    """The reused rows of the three tables (the source rows with this run's ids, paths,
-    expected labels, ``reused_from`` and overlay URIs)."""
+    """The reused rows of the tables (the source rows with this run's ids, paths, expected
+    labels, ``reused_from`` and overlay URIs); ``anchors`` when the sources have one."""
     from pyspark.sql import functions as F
 
     runs = sorted(r["src_run_id"] for r in pairs.select("src_run_id").distinct().collect())
     p = pairs.select("image_id", "path", "expected_label", "src_run_id", "src_image_id",
                      "origin", "overlay_folder").alias("p")
     out = {}
-    for name in ("images", "explanations", "features"):
-        src = _read_table(spark, root, name, runs).alias("s")
+    for name in ("images", "explanations", "features", "anchors"):
+        src = _read_table(spark, root, name, runs)
+        if src is None:             # no earlier run wrote anchors
+            continue
+        src = src.alias("s")
         joined = src.join(p, (F.col("s.run_id") == F.col("p.src_run_id"))
                           & (F.col("s.image_id") == F.col("p.src_image_id")))
         columns = []
@@ -340,10 +343,10 @@ def reused_tables(spark: Any, root: str, pairs: Any) -> dict[str, Any]:
                 value = F.col(f"p.{column}")
             elif name == "images" and column == "reused_from":
                 value = F.col("p.origin")
-            elif column == "overlay_uri":
+            elif column == "overlay_uri":       # the same file name in this run's folder
                 value = F.when(F.col("s.overlay_uri").isNotNull(), F.concat(
-                    F.col("p.overlay_folder"), F.lit("/"), F.col("s.label").cast("string"),
-                    F.lit(".png")))
+                    F.col("p.overlay_folder"), F.lit("/"),
+                    F.regexp_extract(F.col("s.overlay_uri"), r"[^/]+$", 0)))
             else:
                 value = F.col(f"s.{column}")
             columns.append(value.alias(column))

@@ -44,6 +44,7 @@ INPUT_COLUMNS = ("image_id", "path", "expected_label")
 RESULT_SCHEMA = (
     f"{ddl('images')}, explanations ARRAY<STRUCT<{ddl('explanations')}>>, "
     f"features ARRAY<STRUCT<{ddl('features')}>>, "
+    f"anchors ARRAY<STRUCT<{ddl('anchors')}>>, "
     "_worker_pid INT, _model_loaded BOOLEAN, _gpu STRING, _read_retries INT, _max_rss BIGINT, "
     "_segmentation_fallback BOOLEAN, "
     f"_stages STRUCT<{', '.join(f'{s} DOUBLE' for s in STAGES)}>, "
@@ -128,7 +129,7 @@ def explain_partitions(batches: Iterator[Any], *, broadcast: Any, model_key: str
         counts[result.image["status"]] += 1
         add_stages(totals, result.stages)
         out = {**result.image, "explanations": result.explanations,
-               "features": result.features, "_worker_pid": pid, "_model_loaded": loaded,
+               "features": result.features, "anchors": result.anchors, "_worker_pid": pid, "_model_loaded": loaded,
                "_gpu": gpu, "_read_retries": result.read_retries, "_max_rss": _peak_rss(),
                "_segmentation_fallback": result.segmentation_fallback,
                "_stages": {s: result.stages.get(s, 0.0) for s in STAGES},
