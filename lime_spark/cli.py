@@ -2,7 +2,8 @@
 
 ``lime-spark explain`` builds its own SparkSession (``local[*]`` unless
 ``--master``/``--conf spark.master=...``), so it works without spark-submit;
-``spark-submit jobs/explain_images.py`` takes the same options.
+``spark-submit jobs/explain_images.py`` takes the same options.  ``lime-spark
+compare`` (the drift table of a run against a baseline run) builds one the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .config import JobConfig, load_config
 from .exceptions import LimeSparkError
 from .spark._env import parse_assignment_raw
 
-__all__ = ["main", "build_parser", "config_from_args", "run_explain"]
+__all__ = ["main", "build_parser", "config_from_args", "run_explain", "run_compare",
+           "print_drift"]
 
 logger = logging.getLogger("lime_spark.cli")
 
@@ -90,7 +92,41 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write the static HTML audit report of a run",
         description="Write ROOT/report/run_id=R/index.html for a finished run.")
     report.add_arguments(rep)
+    compare = sub.add_parser(
+        "compare", help="compare a run with a baseline run: the drift table",
+        description="Compare the explanations of run B (--run-id) with those of run A "
+                    "(--baseline) under one output root, image by image and label by label; "
+                    "write ROOT/drift/run_id=B/ and add the counts to B's summary.json "
+                    "(docs/drift.md).")
+    add_compare_arguments(compare)
     return parser
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``lime-spark compare``."""
+    from .spark.drift import DEFAULT_THRESHOLDS
+
+    parser.add_argument("--output", required=True, help="the output root of both runs (any URI)")
+    parser.add_argument("--run-id", required=True, help="run B, the run compared")
+    parser.add_argument("--baseline", required=True, help="run A, the baseline")
+    parser.add_argument("--rank-threshold", type=float, default=None, metavar="X",
+                        help="a stable row drifts when its rank_correlation is below X and "
+                             "its top5_jaccard below Y "
+                             f"(default: {DEFAULT_THRESHOLDS['rank_correlation']})")
+    parser.add_argument("--jaccard-threshold", type=float, default=None, metavar="Y",
+                        help="see --rank-threshold (default: "
+                             f"{DEFAULT_THRESHOLDS['top5_jaccard']}: at most one superpixel of "
+                             "the top 5 in common)")
+    parser.add_argument("--min-stability", type=float, default=None, metavar="S",
+                        help="judge rank_correlation and top5_jaccard only where the label's "
+                             "explanation has stability >= S in both runs (default: "
+                             f"{DEFAULT_THRESHOLDS['min_stability']}; 0: every row)")
+    parser.add_argument("--master", help="Spark master (default: local[*])")
+    parser.add_argument("--conf", dest="spark_conf", metavar="KEY=VALUE", action="append",
+                        default=[], help="a Spark setting, as for explain")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="level of lime-spark's own loggers (default: WARNING)")
 
 
 def print_config(config: JobConfig, stream: Any = None) -> None:
@@ -146,6 +182,46 @@ def run_explain(config: JobConfig, *, master: str | None = None,
             spark.stop()
 
 
+def run_compare(args: argparse.Namespace, *, spark: Any = None) -> dict[str, Any]:
+    """``lime-spark compare``: check the arguments, start (or reuse) a session, compare."""
+    from .spark.drift import check_runs, check_thresholds, compare_runs
+    from .spark.s3 import check_s3a_available
+    from .spark.session import build_session
+
+    thresholds = check_thresholds({"rank_correlation": args.rank_threshold,
+                                   "top5_jaccard": args.jaccard_threshold,
+                                   "min_stability": args.min_stability})
+    check_runs(args.output, args.run_id, args.baseline)      # before Spark starts
+    conf = dict(parse_assignment_raw(item) for item in args.spark_conf)
+    own = spark is None
+    if own:
+        check_s3a_available([args.output], conf, master=args.master)
+        spark = build_session(app_name=f"lime-spark compare {args.run_id}", master=args.master,
+                              conf=conf)
+    try:
+        return compare_runs(spark, args.output, args.run_id, args.baseline,
+                            thresholds=thresholds)
+    finally:
+        if own:
+            spark.stop()
+
+
+def print_drift(summary: dict[str, Any], stream: Any = None) -> None:
+    """One line of counts, then where the drift table lies."""
+    stream = stream or sys.stdout
+    t = summary["thresholds"]
+    stream.write(
+        f"run {summary['run_id']} against {summary['baseline']}: {summary['images']} images "
+        f"compared ({summary['only_in_a']} only in {summary['baseline']}, "
+        f"{summary['only_in_b']} only in {summary['run_id']}); {summary['drifted_images']} "
+        f"drifted, top label changed in {summary['top_label_changed']}; "
+        f"{summary['drifted_rows']} of {summary['rows']} rows drifted (top label changed, or "
+        f"rank_correlation < {t['rank_correlation']:g} and top5_jaccard < "
+        f"{t['top5_jaccard']:g} where stability >= {t['min_stability']:g} in both runs)\n"
+        f"drift table: {summary['table']}/ (summary.json: drift)\n")
+    stream.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -166,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import report
 
             return report.run(args)
+        if args.command == "compare":
+            configure_logging(args.log_level)
+            print_drift(run_compare(args))
+            return 0
     except LimeSparkError as exc:
         from .storage import redact
 

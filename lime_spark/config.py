@@ -124,7 +124,7 @@ class RunConfig:
         "auto", "auto: copy the rows of images an earlier run under the output root explained "
         "with the same content, model and explainer digests; none: explain every image",
         OneOf(("auto", "none")))
-    reuse_from: Any = option(
+    reuse_from: str | None = option(
         None, "run ids to reuse from, a list or comma-separated (null: every earlier run)",
         Optional(_check_run_list))
     resume: bool = option(

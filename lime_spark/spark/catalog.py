@@ -18,8 +18,9 @@ is left alone.  ``--conf`` settings override them (e.g. a shared metastore via
 ``spark.hadoop.javax.jdo.option.ConnectionURL``).
 
 :func:`register_tables` (the job's ``--database NAME``) registers ``images``,
-``explanations`` and ``features`` as external Parquet tables partitioned by
-``run_id`` over the output root and discovers new ``run_id`` partitions
+``explanations`` and ``features`` (and the optional tables, ``anchors`` and
+``drift``, once a run wrote one under the root) as external Parquet tables
+partitioned by ``run_id`` over the output root and discovers new ``run_id`` partitions
 (``MSCK REPAIR TABLE ... SYNC PARTITIONS``).  Registering the same root again
 is a no-op apart from the partition refresh (and columns a newer lime-spark
 added); a table name already registered over another root is an error: the
@@ -50,8 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from ..storage import join_uri, to_hadoop_uri
-from ..tables import TABLES  # re-exported
+from ..storage import exists, join_uri, to_hadoop_uri
+from ..tables import ALL_TABLES, TABLES  # TABLES re-exported
+from ..tables import table as declared_table
 from ._env import is_spark_submit
 from .metastore import (  # metastore_dir, release_catalog, is_metastore_locked: re-exported
     _METASTORE_URL,
@@ -166,11 +168,14 @@ def check_catalog(spark: Any, database: str) -> None:
 
 
 def register_tables(spark: Any, database: str, root: str) -> list[str]:
-    """Register images/explanations/features over ``root`` in ``database``.
+    """Register images/explanations/features (anchors, drift) over ``root`` in ``database``.
 
     External Parquet tables partitioned by ``run_id`` over ``ROOT/<table>``;
     every ``run_id`` folder found becomes a partition (and partitions whose
-    folder is gone are dropped).  Idempotent for the same root.
+    folder is gone are dropped).  Idempotent for the same root.  The optional
+    tables (:data:`lime_spark.tables.ALL_TABLES` beyond :data:`TABLES`:
+    ``anchors``, ``drift``) are registered when their folder exists, with
+    their declared columns while it holds no Parquet file.
 
     Parameters
     ----------
@@ -184,7 +189,7 @@ def register_tables(spark: Any, database: str, root: str) -> list[str]:
     Returns
     -------
     list of str
-        The qualified table names, e.g. ``["audit.images", ...]``.
+        The qualified table names, e.g. ``["audit.images", ...]``, optional ones last.
 
     Raises
     ------
@@ -194,8 +199,16 @@ def register_tables(spark: Any, database: str, root: str) -> list[str]:
         process.
     """
     check_database_name(database)
-    locations = {name: to_hadoop_uri(join_uri(root, name)) for name in TABLES}
-    schemas = {name: _data_columns(spark, uri) for name, uri in locations.items()}
+    optional = [name for name in ALL_TABLES
+                if name not in TABLES and exists(join_uri(root, name))]
+    locations = {name: to_hadoop_uri(join_uri(root, name)) for name in (*TABLES, *optional)}
+    schemas = {name: _data_columns(spark, uri) for name, uri in locations.items()
+               if name in TABLES}
+    for name in optional:
+        try:
+            schemas[name] = _data_columns(spark, locations[name])
+        except ConfigurationError:           # no Parquet file (yet): the declared columns
+            schemas[name] = [(c.name, c.sql_type.lower()) for c in declared_table(name).columns]
     server = _running_server(spark)
     if server is not None:
         logger.info("registering tables in %s through the running sql-server (%s)",
@@ -247,7 +260,7 @@ def _register(run: SqlRunner, database: str, root: str, locations: dict[str, str
     run(f"CREATE DATABASE IF NOT EXISTS `{database}` COMMENT {_literal('lime-spark output tables')}")
     existing = {row[1] for row in run(f"SHOW TABLES IN `{database}`")}
     names = []
-    for name in TABLES:
+    for name in locations:
         table = f"`{database}`.`{name}`"
         columns = schemas[name]
         if name in existing:
