@@ -18,6 +18,7 @@ from .exceptions import (
     StorageError,
     UnsupportedImageError,
 )
+from .anchors import AnchorExplainer, AnchorExplanation
 from .explainer import DEFAULT_FILL, ExplainerConfig, ImageExplainer, ImageExplanation
 from .images import decode_image, load_image, resize_image, to_rgb_array
 from .metrics import deletion_insertion_auc, stability
@@ -32,6 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "AnchorExplainer",
+    "AnchorExplanation",
     "Classifier",
     "ClassifierFn",
     "ClassifierOutputError",

@@ -117,10 +117,9 @@ class AnchorConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        for name in ("threshold",):
-            if getattr(self, name) > 1:
-                raise ConfigurationError(
-                    f"Expected {name} <= 1. Received: {name}={getattr(self, name)!r}")
+        if self.threshold > 1:
+            raise ConfigurationError(
+                f"Expected threshold <= 1. Received: threshold={self.threshold!r}")
         for name in ("delta", "tau", "epsilon_stop"):
             if getattr(self, name) >= 1:
                 raise ConfigurationError(

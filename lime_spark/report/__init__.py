@@ -1,9 +1,10 @@
 """The static HTML audit report of a run (``ROOT/report/run_id=R/index.html``).
 
 :func:`write_report` reads a finished run's three tables (``images``,
-``explanations``, ``features``) and ``runs/run_id=R/summary.json`` through
-fsspec (any URI the job writes to), writes small JPEG thumbnails of each
-image's original, superpixels and label overlays under
+``explanations``, ``features``; ``anchors`` too when it has one) and
+``runs/run_id=R/summary.json`` through fsspec (any URI the job writes to),
+writes small JPEG thumbnails of each image's original, superpixels and label
+(and anchor) overlays under
 ``report/run_id=R/thumbs/`` and one self-contained ``index.html`` beside
 them.  Thumbnails are decoded by :func:`lime_spark.images.decode_image`, the
 job's own decoder (the same allowed formats, memory budget and EXIF and
@@ -18,6 +19,13 @@ never read again.  The page has:
   predicted label, or the error of a failed image;
 * sorting (lowest fit first, ...), filters (mismatches only, errors only)
   and a search box, 50 cards per page;
+* when the run computed anchors (``--methods lime,anchors``: an ``anchors``
+  partition), an anchor panel on each card for its top label (the anchor's
+  overlay, its size, precision and coverage, "below threshold" when it
+  missed the run's threshold), an anchors tile in the summary (anchors
+  computed, median size and precision, share that met the threshold) and
+  two sorts (largest anchor, lowest anchor precision); runs without the
+  partition look as before;
 * "reused from run X" on an image whose explanation was copied from an
   earlier run (``images.reused_from``), and ``summary.json``'s counts of
   explained and reused images when it has them;

@@ -15,6 +15,11 @@ and by the address (``#view=changed``): the image cards, and "Changed since
 A": one entry per image compared with the baseline run A.  The view's
 buttons, filters and legend are markup built here (empty without drift);
 the entries are made by the script from the ``drift`` part of the data.
+
+With a run's ``anchors`` partition the summary has an anchors tile, the
+legend a sentence on anchors and the sort menu two more orders (markup
+built here, empty without anchors); each card's anchor panel is made by the
+script from the image's ``anchor`` value and the ``anchors`` part of the data.
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
+from ..overlays import ANCHOR_PREFIX
 from .records import (
+    ANCHOR_FIELDS,
+    ANCHOR_THUMB,
     DRIFT_FIELDS,
     IMAGE_FIELDS,
     LABEL_FIELDS,
+    AnchorStats,
     DriftView,
     ImageRecord,
     drift_rows,
@@ -180,9 +189,34 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _threshold(summary: Mapping[str, Any]) -> float | None:
+    """The run's ``anchor_threshold`` (``summary.json``'s config), or None."""
+    value = (summary.get("config") or {}).get("anchor_threshold")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _anchor_tile(stats: AnchorStats, threshold: float | None) -> str:
+    """The summary's anchors tile: how many, median size and precision, share that succeeded."""
+    if not stats.anchors:
+        return _tile("Anchors", "0", "no image was explained", "")
+    size = stats.median_size
+    size_text = "n/a" if size is None else f"{size:g}"
+    share = stats.share_succeeded or 0.0
+    at = f" {threshold:g}" if threshold is not None else ""
+    unit = "superpixel" if size == 1 else "superpixels"
+    note = (f"of {stats.images:,} images &middot; median size {size_text} {unit} &middot; "
+            f"median precision {_fmt(stats.median_precision)} &middot; "
+            f"{stats.succeeded:,} ({share:.0%}) met the threshold{escape(at)}")
+    return _tile("Anchors", f"{stats.anchors:,}", note,
+                 "good" if stats.succeeded == stats.anchors else "warn")
+
+
 def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any],
-                  drift: DriftView | None = None) -> Html:
-    """The tiles (counts, medians, time, reuse, drift) and panels (fit histogram, top counts)."""
+                  drift: DriftView | None = None, anchors: AnchorStats | None = None) -> Html:
+    """The tiles (counts, medians, time, reuse, anchors, drift) and panels (fit histogram,
+    top counts)."""
     n = len(records)
     ok = [r for r in records if r.status == "ok"]
     errors = Counter(r.error_class or "unknown" for r in records if r.status == "error")
@@ -220,6 +254,8 @@ def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any],
                  f"{resumed:,} resumed" if resumed else None]
         tiles.append(_tile("Reused", "n/a" if reused is None else f"{reused:,}",
                            escape(", ".join(n for n in notes if n))))
+    if anchors is not None:
+        tiles.append(_anchor_tile(anchors, _threshold(summary)))
     if drift is not None:
         unlisted = (f" (and {drift.unlisted:,} without a label in common)" if drift.unlisted
                     else "")
@@ -255,6 +291,27 @@ def _summary_html(records: Sequence[ImageRecord], summary: dict[str, Any],
     return Html("".join(parts))
 
 
+def _anchor_fact(config: Mapping[str, Any]) -> str | None:
+    """The run line's anchors settings, when ``methods`` asked for anchors.
+
+    Examples
+    --------
+    >>> _anchor_fact({"methods": "lime,anchors", "anchor_labels": 1, "anchor_threshold": 0.95})
+    'anchors of the top label (precision threshold 0.95)'
+    >>> _anchor_fact({"methods": "lime"}) is None
+    True
+    """
+    methods = config.get("methods")
+    names = methods.split(",") if isinstance(methods, str) else methods
+    if not isinstance(names, (list, tuple)) or "anchors" not in [str(m).strip() for m in names]:
+        return None
+    n = _count(config.get("anchor_labels"))
+    labels = f"top {n} labels" if n and n > 1 else "top label"
+    threshold = _threshold({"config": config})
+    return f"anchors of the {labels}" + (
+        f" (precision threshold {threshold:g})" if threshold is not None else "")
+
+
 def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: str) -> Html:
     """One line under the title: model, settings, input, versions, time of writing."""
     model = summary.get("model") or {}
@@ -272,6 +329,7 @@ def _run_facts_html(summary: dict[str, Any], model_name: str | None, generated: 
         f"{config['segmentation']}, ~{config.get('n_superpixels')} superpixels"
         if config.get("segmentation") else None,
         f"top {config['top_labels']} labels explained" if config.get("top_labels") else None,
+        _anchor_fact(config),
         f"input {summary['input']}" if summary.get("input") else None,
         f"Spark {(summary.get('spark') or {}).get('master')}"
         if (summary.get("spark") or {}).get("master") else None,
@@ -313,13 +371,30 @@ def _drift_markup(drift: DriftView | None) -> dict[str, Html]:
     return {"views": Html(views), "drift_filters": Html(filters), "drift_legend": Html(legend)}
 
 
+def _anchor_markup(anchors: AnchorStats | None, threshold: float | None) -> dict[str, Html]:
+    """The anchors' sort options and legend sentence; empty markup without anchors."""
+    if anchors is None:
+        return {"anchor_sorts": Html(""), "anchor_legend": Html("")}
+    sorts = ('<option value="-anchor">largest anchor first</option>\n'
+             '<option value="anchor">lowest anchor precision first</option>\n')
+    at = f"at least {threshold:g}" if threshold is not None else "its threshold"
+    legend = (" The <b>anchor</b> panel outlines the superpixels that suffice for the top "
+              "label, the rest dimmed (click for full size): with them kept and every other "
+              "superpixel hidden at random, the model still gives the label in a share "
+              f"<b>precision</b> of the cases (the run asks for {escape(at)}; <b>below "
+              "threshold</b>: the most precise anchor found missed it); <b>coverage</b> is "
+              "the share of random perturbations that contain the whole anchor; an "
+              "<b>empty</b> anchor: the label holds whatever is hidden.")
+    return {"anchor_sorts": Html(sorts), "anchor_legend": Html(legend)}
+
+
 # --------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------
 
 def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, Any], *,
                 page_size: int, overlay_features: int, model_name: str | None = None,
-                drift: DriftView | None = None) -> str:
+                drift: DriftView | None = None, anchors: AnchorStats | None = None) -> str:
     """The HTML of the report of run ``run_id``.
 
     Parameters
@@ -339,12 +414,21 @@ def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, 
     drift : DriftView, optional
         The images compared with a baseline run (the "Changed since A" view),
         in view order; their ``image`` is an index of ``records``.
+    anchors : AnchorStats, optional
+        The run's anchors summed up, when it has an ``anchors`` partition:
+        the summary's tile, the cards' anchor panels (each record's
+        ``anchor``), the anchor sorts.
     """
     run = quote(f"run_id={run_id}", safe="=")
     data = {"run_id": run_id, "overlays_base": f"../../overlays/{run}/",
             "thumbs_base": "thumbs/", "page_size": page_size,
             "overlay_features": overlay_features, "image_fields": IMAGE_FIELDS,
-            "label_fields": LABEL_FIELDS, "images": page_rows(records), "drift": None}
+            "label_fields": LABEL_FIELDS, "images": page_rows(records), "drift": None,
+            "anchors": None}
+    threshold = _threshold(summary)
+    if anchors is not None:
+        data["anchors"] = {"fields": ANCHOR_FIELDS, "thumb": ANCHOR_THUMB.split("{", 1)[0],
+                           "file": ANCHOR_PREFIX, "threshold": threshold}
     if drift is not None:
         base = quote(f"run_id={drift.baseline_run_id}", safe="=")
         data["drift"] = {"baseline_run_id": drift.baseline_run_id,
@@ -357,8 +441,9 @@ def render_page(run_id: str, records: Sequence[ImageRecord], summary: dict[str, 
     return fill(static_text("page.html"), {
         "csp": csp, "title": f"lime-spark audit: run {run_id}", "run_id": run_id,
         "run_facts": _run_facts_html(summary, model_name, generated),
-        "summary": _summary_html(records, summary, drift), "overlay_features": overlay_features,
-        **_drift_markup(drift),
+        "summary": _summary_html(records, summary, drift, anchors),
+        "overlay_features": overlay_features,
+        **_drift_markup(drift), **_anchor_markup(anchors, threshold),
         "style": _inline("report.css", "</style"), "data": json_for_script(data),
         "script": script,
     })

@@ -7,6 +7,13 @@ what a card shows (:class:`ImageRecord`) and where its thumbnails come from.
 Columns a run lacks (older runs: ``content_sha256``, ``explainer_digest``,
 ``reused_from``) read as nulls.
 
+When the run computed anchors (``--methods lime,anchors``), :func:`read_run`
+reads its ``anchors`` partition too: each ok image's record gets the anchor of
+its top label (:class:`AnchorRecord`, the card's anchor panel) and the anchor's
+overlay ``anchor_<label>.png`` as a thumbnail source (:data:`ANCHOR_THUMB`);
+:func:`anchor_stats` sums up every anchor of the run (the summary's tile).  A
+run without the partition (older runs, LIME only) has neither.
+
 When ``lime-spark compare`` wrote the run's ``drift`` partition,
 :func:`read_drift` reads it with the baseline run's (A's) top labels and
 overlays, and :func:`build_drift` makes one :class:`DriftRecord` per compared
@@ -15,7 +22,8 @@ to the image's thumbnail sources (``baseline-L``).
 
 The page's per-image data is :func:`page_rows` of these records: one JSON
 array per image, its values in the order of :data:`IMAGE_FIELDS` (the
-``labels`` value: arrays in the order of :data:`LABEL_FIELDS`).  The names are
+``labels`` value: arrays in the order of :data:`LABEL_FIELDS`; the ``anchor``
+value: null or an array in the order of :data:`ANCHOR_FIELDS`).  The names are
 written once in the page, not once per image: 10,000 images stay under 6 MB.
 """
 
@@ -33,8 +41,9 @@ from ..exceptions import ConfigurationError, StorageError
 from ..run_ids import check_run_id
 from ..storage import filesystem, join_uri, read_bytes, safe_key
 
-__all__ = ["BASELINE_THUMB", "DRIFT_FIELDS", "IMAGE_FIELDS", "LABEL_FIELDS", "DriftRecord",
-           "DriftTables", "DriftView", "ImageRecord", "LabelRecord", "ReportImage", "RunTables",
+__all__ = ["ANCHOR_FIELDS", "ANCHOR_THUMB", "BASELINE_THUMB", "DRIFT_FIELDS", "IMAGE_FIELDS",
+           "LABEL_FIELDS", "AnchorRecord", "AnchorStats", "DriftRecord", "DriftTables",
+           "DriftView", "ImageRecord", "LabelRecord", "ReportImage", "RunTables", "anchor_stats",
            "build_drift", "build_images", "drift_rows", "original_link", "page_rows",
            "read_drift", "read_run", "read_summary"]
 
@@ -51,6 +60,11 @@ _EXPLANATION_COLUMNS = ("image_id", "label", "label_name", "label_rank", "label_
 _FEATURE_COLUMNS = ("image_id", "label", "feature_weight", "pixel_count")
 _DRIFT_COLUMNS = ("image_id", "label", "label_name", "baseline_run_id", "prob_a", "prob_b",
                   "top_label_changed", "rank_correlation", "top5_jaccard", "drifted")
+_ANCHOR_COLUMNS = ("image_id", "label", "label_name", "anchor_size", "precision", "coverage",
+                   "success", "overlay_uri")
+
+ANCHOR_THUMB = "anchor_{label}"
+"""Name of the thumbnail of a label's anchor overlay (the job's ``anchor_<label>.png``)."""
 
 BASELINE_THUMB = "baseline-{label}"
 """Name of the thumbnail of the baseline run's (A's) overlay of a compared label."""
@@ -69,6 +83,18 @@ class LabelRecord:
     prob: float | None          # the model's probability of the label
     fit: float | None           # explanation fit: the local model's weighted R^2 (model_r2)
     stability: float | None = None   # estimated probability its top superpixels are the true ones
+
+
+@dataclass
+class AnchorRecord:
+    """The anchor of an image's top label, as its anchor panel shows it."""
+
+    label: int | None           # the anchored class (the overlay is ``anchor_{label}.png``)
+    name: str | None            # its name
+    size: int | None            # superpixels in the anchor (0: the label holds whatever is hidden)
+    precision: float | None     # share of perturbations keeping the anchor that keep the label
+    coverage: float | None      # share of random perturbations that contain the whole anchor
+    success: bool               # the precision met the run's threshold
 
 
 @dataclass
@@ -106,6 +132,7 @@ class ImageRecord:
     error_message: str | None = None    # cut to 600 characters
     thumbs: list[str] = field(default_factory=list)   # thumbnails written: "original", ...
     reused_from: str | None = None      # the run that computed the explanation, if not this one
+    anchor: AnchorRecord | None = None  # the top label's anchor, when the run computed anchors
 
 
 IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord))
@@ -114,7 +141,11 @@ IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord))
 LABEL_FIELDS = tuple(f.name for f in fields(LabelRecord))
 """Names of the values of each explained label's JSON array in the page, in order."""
 
+ANCHOR_FIELDS = tuple(f.name for f in fields(AnchorRecord))
+"""Names of the values of an image's anchor array in the page, in order."""
+
 _LABELS_AT = IMAGE_FIELDS.index("labels")
+_ANCHOR_AT = IMAGE_FIELDS.index("anchor")
 
 
 @dataclass
@@ -176,6 +207,8 @@ def page_rows(records: Sequence[ImageRecord]) -> list[list[Any]]:
         row = [getattr(record, name) for name in IMAGE_FIELDS]
         row[_LABELS_AT] = [[getattr(lab, name) for name in LABEL_FIELDS]
                            for lab in record.labels]
+        if record.anchor is not None:
+            row[_ANCHOR_AT] = [getattr(record.anchor, name) for name in ANCHOR_FIELDS]
         rows.append(row)
     return rows
 
@@ -237,10 +270,14 @@ class RunTables:
     images: Any
     explanations: Any
     areas: dict[str, float]      # image_id -> share of pixels its top overlay outlines
+    anchors: Any = None          # the anchors rows (``_ANCHOR_COLUMNS``); None: no partition
 
 
 def read_run(root: str, run_id: str, *, overlay_features: int) -> RunTables:
     """Read the run's ``images`` (required), ``explanations`` and ``features`` partitions.
+
+    Its ``anchors`` partition too when it has one (``--methods lime,anchors``);
+    ``RunTables.anchors`` is None when it has none.
 
     Raises
     ------
@@ -254,7 +291,53 @@ def read_run(root: str, run_id: str, *, overlay_features: int) -> RunTables:
     features = _read_table(root, "features", run_id, _FEATURE_COLUMNS,
                            filter_expr=ds.field("feature_weight") > 0)
     areas = _top_area(features, explanations, images, overlay_features)
-    return RunTables(images, explanations, areas)
+    anchors = None
+    fs, path = filesystem(join_uri(root, "anchors", f"run_id={run_id}"))
+    if fs.exists(path):
+        anchors = _read_table(root, "anchors", run_id, _ANCHOR_COLUMNS)
+    return RunTables(images, explanations, areas, anchors)
+
+
+@dataclass
+class AnchorStats:
+    """The summary's anchors tile: every anchor of the run (all anchored labels)."""
+
+    anchors: int                 # rows of the anchors partition
+    images: int                  # images with at least one anchor
+    median_size: float | None    # median superpixels per anchor (the empty anchor counts 0)
+    median_precision: float | None
+    succeeded: int               # anchors whose precision met the threshold
+
+    @property
+    def share_succeeded(self) -> float | None:
+        """Share of the anchors that met the threshold; None without anchors."""
+        return self.succeeded / self.anchors if self.anchors else None
+
+
+def anchor_stats(anchors: Any) -> AnchorStats | None:
+    """The run's anchors summed up; None when the run has no anchors partition.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> anchor_stats(pd.DataFrame({"image_id": ["a", "b", "b"], "anchor_size": [0, 2, 3],
+    ...                            "precision": [1.0, 0.97, 0.8],
+    ...                            "success": [True, True, False]}))
+    AnchorStats(anchors=3, images=2, median_size=2.0, median_precision=0.97, succeeded=2)
+    >>> anchor_stats(None) is None
+    True
+    """
+    import pandas as pd
+
+    if anchors is None:
+        return None
+    sizes = pd.to_numeric(anchors["anchor_size"], errors="coerce").dropna()
+    precisions = pd.to_numeric(anchors["precision"], errors="coerce").dropna()
+    return AnchorStats(
+        anchors=len(anchors), images=int(anchors["image_id"].dropna().nunique()),
+        median_size=_num(sizes.median(), 1) if len(sizes) else None,
+        median_precision=_num(precisions.median()) if len(precisions) else None,
+        succeeded=sum(_flag(v) for v in anchors["success"]))
 
 
 @dataclass
@@ -450,15 +533,34 @@ def _record(order: int, row: dict[str, Any], image_id: str, key: str,
     return record
 
 
+def _top_anchor(rows: list[dict[str, Any]], top_label: int | None,
+                labels: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The anchors row of an image's top label; without one, of its best-ranked label."""
+    if not rows:
+        return None
+    rank = {_int(lab["label"]): _int(lab["label_rank"]) for lab in labels}
+    if top_label is not None:
+        rank[top_label] = 0
+    return min(rows, key=lambda r: (rank.get(_int(r["label"])) is None,
+                                    rank.get(_int(r["label"])) or 0, _int(r["label"]) or 0))
+
+
+def _anchor_record(row: dict[str, Any]) -> AnchorRecord:
+    return AnchorRecord(label=_int(row["label"]), name=_text(row["label_name"]),
+                        size=_int(row["anchor_size"]), precision=_num(row["precision"]),
+                        coverage=_num(row["coverage"], 6), success=_flag(row["success"]))
+
+
 def build_images(root: str, run_id: str, tables: RunTables, *,
                  stable_at: float = 0.95) -> list[ReportImage]:
     """One :class:`ReportImage` per row of the ``images`` table, in input order.
 
     An ok image's thumbnail sources are its original, its superpixels
-    (``overlays/run_id=R/KEY/segments.png``) and each label's overlay; a failed
-    image has none: its original is never read again (decoding may be what
-    refused it).  ``stable_at`` is the run's ``1 - delta``: an image with a label
-    below it is marked unstable.
+    (``overlays/run_id=R/KEY/segments.png``), each label's overlay and, when
+    the run has anchors, its top label's anchor overlay (:data:`ANCHOR_THUMB`);
+    a failed image has none: its original is never read again (decoding may
+    be what refused it).  ``stable_at`` is the run's ``1 - delta``: an image
+    with a label below it is marked unstable.
     """
     run = f"run_id={run_id}"
     by_image: dict[str, list[dict[str, Any]]] = {}
@@ -466,6 +568,10 @@ def build_images(root: str, run_id: str, tables: RunTables, *,
         ordered = tables.explanations.sort_values(["image_id", "label_rank"])
         for row in ordered.to_dict("records"):
             by_image.setdefault(str(row["image_id"]), []).append(row)
+    anchors: dict[str, list[dict[str, Any]]] = {}
+    if tables.anchors is not None:
+        for row in tables.anchors.to_dict("records"):
+            anchors.setdefault(str(row["image_id"]), []).append(row)
     out = []
     for order, row in enumerate(tables.images.to_dict("records")):
         image_id = _text(row["image_id"]) or ""
@@ -484,6 +590,12 @@ def build_images(root: str, run_id: str, tables: RunTables, *,
             for lab in labels:
                 if _text(lab["overlay_uri"]):
                     image.sources[str(_int(lab["label"]))] = str(lab["overlay_uri"])
+            anchor = _top_anchor(anchors.get(image_id, []), _int(row["top_label"]), labels)
+            if anchor is not None:
+                image.record.anchor = _anchor_record(anchor)
+                if _text(anchor["overlay_uri"]) and image.record.anchor.label is not None:
+                    name = ANCHOR_THUMB.format(label=image.record.anchor.label)
+                    image.sources[name] = str(anchor["overlay_uri"])
         out.append(image)
     return out
 

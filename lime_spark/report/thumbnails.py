@@ -2,7 +2,8 @@
 
 :func:`write_all_thumbnails` writes ``thumbs/KEY/NAME.jpg`` for every
 :class:`~lime_spark.report.records.ReportImage` (its original, superpixels and
-label overlays, and ``baseline-L``: the baseline run's overlay of the label
+label overlays, ``anchor_L``: its top label's anchor overlay when the run
+computed anchors, and ``baseline-L``: the baseline run's overlay of the label
 compared in the "Changed since A" view, under the same limits) on
 :func:`thread_plan` threads that share a memory budget,
 then the thumbnails that needed more than a thread's share, one at a time
@@ -24,11 +25,11 @@ from typing import Any
 from ..exceptions import ImageTooLargeError
 from ..images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from ..storage import join_uri, read_bytes, write_bytes
-from .records import ReportImage
+from .records import ANCHOR_THUMB, ReportImage
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "THREAD_BUDGET", "Limits", "default_memory_budget",
-           "outline_colours", "thread_plan", "thumbnail_jpeg", "write_all_thumbnails",
-           "write_thumbnails"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "THREAD_BUDGET", "Limits", "anchor_outline_colours",
+           "default_memory_budget", "outline_colours", "thread_plan", "thumbnail_jpeg",
+           "write_all_thumbnails", "write_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ _JPEG_QUALITY = 82
 
 RGB = tuple[int, int, int]
 
+_ANCHOR_PREFIX = ANCHOR_THUMB.split("{", 1)[0]
+
 
 def outline_colours() -> tuple[RGB, ...]:
     """RGB of the overlays' default outline colours (:data:`lime_spark.render.OUTLINE_COLOURS`)."""
@@ -50,6 +53,19 @@ def outline_colours() -> tuple[RGB, ...]:
     from ..render import OUTLINE_COLOURS
 
     return tuple(ImageColor.getrgb(c)[:3] for c in OUTLINE_COLOURS)
+
+
+def anchor_outline_colours() -> tuple[RGB, ...]:
+    """RGB of the anchor overlays' outline (:func:`lime_spark.render.draw_mask`'s default colour,
+    which :func:`lime_spark.overlays.draw_anchor` draws with), whatever the run's display."""
+    import inspect
+
+    from PIL import ImageColor
+
+    from ..render import draw_mask
+
+    colour = inspect.signature(draw_mask).parameters["colour"].default
+    return (ImageColor.getrgb(colour)[:3],)
 
 
 def _shrink(rgb: Any, side: int, outlines: Sequence[RGB]) -> Any:
@@ -115,9 +131,12 @@ class Limits:
 
 def write_thumbnails(image: ReportImage, folder: str, side: int, limits: Limits,
                      outlines: Sequence[RGB],
-                     names: Sequence[str] | None = None) -> tuple[list[str], int, list[str]]:
+                     names: Sequence[str] | None = None, *,
+                     anchor_outlines: Sequence[RGB] = ()) -> tuple[list[str], int, list[str]]:
     """Write ``image``'s thumbnails (those of ``names``, default all) under ``folder/KEY/``.
 
+    The lines of ``outlines`` are kept visible on the label overlays, those of
+    ``anchor_outlines`` on the anchor overlays (:data:`~.records.ANCHOR_THUMB`).
     Returns the names written, the number of failures, and the names whose
     file or decode needs more than ``limits.budget`` (to retry with more).
     """
@@ -128,7 +147,8 @@ def write_thumbnails(image: ReportImage, folder: str, side: int, limits: Limits,
         source = image.sources[name]
         try:
             data = read_bytes(source, retries=1, max_bytes=min(limits.max_bytes, limits.budget))
-            keep = () if name in ("original", "segments") else outlines
+            keep = (() if name in ("original", "segments")
+                    else anchor_outlines if name.startswith(_ANCHOR_PREFIX) else outlines)
             decode_budget = max(1, min(limits.max_decode_bytes, limits.budget - len(data)))
             jpeg = thumbnail_jpeg(data, side, max_pixels=limits.max_pixels,
                                   max_decode_bytes=decode_budget, outlines=keep)
@@ -168,8 +188,10 @@ def default_memory_budget() -> int:
 
 def write_all_thumbnails(images: Sequence[ReportImage], folder: str, *, side: int,
                          limits: Limits, memory_budget: int, workers: int,
-                         outlines: Sequence[RGB]) -> int:
+                         outlines: Sequence[RGB], anchor_outlines: Sequence[RGB] = ()) -> int:
     """Write every image's thumbnails under ``folder`` and set each ``record.thumbs``.
+
+    ``outlines`` and ``anchor_outlines``: as for :func:`write_thumbnails`.
 
     ``workers`` threads each hold at most ``limits.budget`` bytes; what needs
     more is made afterwards, one at a time, with the whole ``memory_budget``.
@@ -178,13 +200,15 @@ def write_all_thumbnails(images: Sequence[ReportImage], folder: str, *, side: in
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(
-            lambda im: write_thumbnails(im, folder, side, limits, outlines), images))
+            lambda im: write_thumbnails(im, folder, side, limits, outlines,
+                                        anchor_outlines=anchor_outlines), images))
     alone = replace(limits, budget=memory_budget)
     failed = 0
     for image, (written, misses, too_large) in zip(images, results):
         if too_large and memory_budget > limits.budget:
             more, more_misses, too_large = write_thumbnails(image, folder, side, alone,
-                                                            outlines, too_large)
+                                                            outlines, too_large,
+                                                            anchor_outlines=anchor_outlines)
             written += more
             misses += more_misses
         failed += misses + len(too_large)

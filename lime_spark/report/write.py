@@ -1,7 +1,8 @@
 """Writing a run's report (:func:`write_report`) and the ``lime-spark report`` command.
 
-:func:`write_report` reads the run (:mod:`.records`), and its ``drift``
-partition when ``lime-spark compare`` wrote one, writes its thumbnails
+:func:`write_report` reads the run (:mod:`.records`: its ``anchors`` partition
+too when the run computed anchors), and its ``drift`` partition when
+``lime-spark compare`` wrote one, writes its thumbnails
 (:mod:`.thumbnails`) and renders ``index.html`` (:mod:`.page`).
 """
 
@@ -17,9 +18,10 @@ from ..exceptions import StorageError
 from ..images import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS
 from ..storage import DEFAULT_MAX_BYTES, exists, join_uri, redact_value, remove_tree, write_bytes
 from .page import render_page
-from .records import build_drift, build_images, read_drift, read_run, read_summary
+from .records import anchor_stats, build_drift, build_images, read_drift, read_run, read_summary
 from .thumbnails import (
     Limits,
+    anchor_outline_colours,
     default_memory_budget,
     outline_colours,
     thread_plan,
@@ -91,6 +93,13 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     baseline run A), the page has a "Changed since A" view: per compared
     image its numbers and the overlays of A and of this run side by side (A's
     thumbnails are made from ``overlays/run_id=A/`` within the same limits).
+
+    When ``anchors/run_id=R/`` exists (``--methods lime,anchors``), each card
+    has an anchor panel for its top label (the thumbnail of its
+    ``anchor_<label>.png``, its size, precision and coverage, "below
+    threshold" when it missed ``anchor_threshold``), the summary an anchors
+    tile, and the cards two more sorts (largest anchor, lowest anchor
+    precision).
     """
     check_run_id(run_id)
     side = check_int("thumbnail_side", thumbnail_side, minimum=16)
@@ -114,21 +123,24 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     tables = read_run(root, run_id, overlay_features=overlay_features)
     entries = build_images(root, run_id, tables,
                            stable_at=1.0 - float(config.get("delta") or 0.05))
+    anchors = anchor_stats(tables.anchors)
     drift_tables = read_drift(root, run_id, summary)
     drift = build_drift(drift_tables, entries) if drift_tables is not None else None
     outlines = (outline_colours() if config.get("overlay_display", "outline") == "outline"
                 else ())
+    anchor_outlines = anchor_outline_colours() if anchors is not None else ()
     folder = join_uri(root, "report", f"run_id={run_id}")
     thumbs = join_uri(folder, "thumbs")
     remove_tree(thumbs)
     failed = write_all_thumbnails(entries, thumbs, side=side, limits=limits,
                                   memory_budget=memory_budget, workers=workers,
-                                  outlines=outlines)
+                                  outlines=outlines, anchor_outlines=anchor_outlines)
     records = [e.record for e in entries]
     names = tables.images["model_name"].dropna()
     page = render_page(run_id, records, summary, page_size=page_size,
                        overlay_features=overlay_features,
-                       model_name=str(names.iloc[0]) if len(names) else None, drift=drift)
+                       model_name=str(names.iloc[0]) if len(names) else None, drift=drift,
+                       anchors=anchors)
     uri = join_uri(folder, "index.html")
     write_bytes(uri, page.encode("utf-8"))
     if failed:
@@ -138,6 +150,9 @@ def write_report(output_root: str, run_id: str, *, thumbnail_side: int = THUMBNA
     if drift is not None:
         logger.info("report of run %s: %d of %d compared images drifted since run %s", run_id,
                     drift.drifted, len(drift.records), drift.baseline_run_id)
+    if anchors is not None:
+        logger.info("report of run %s: %d anchors of %d images, %d met the threshold", run_id,
+                    anchors.anchors, anchors.images, anchors.succeeded)
     logger.info("report of run %s: %d images, %.1f MB of HTML, in %.1fs: %s", run_id,
                 len(records), len(page) / 1e6, time.perf_counter() - started, uri)
     return uri

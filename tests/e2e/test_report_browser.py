@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lime_spark.report import write_report
-from tests.unit.test_report import HOSTILE_ID, make_drift_runs, make_run
+from tests.unit.test_report import ANCHOR_KINDS, HOSTILE_ID, make_drift_runs, make_run
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -519,3 +519,110 @@ def test_changed_view_in_an_address_without_drift_shows_the_cards(browser, photo
     assert browser.js(CARDS) == 50
     assert browser.js("document.querySelectorAll('[data-view], [data-drifted]').length") == 0
     assert browser.js("location.hash").startswith("#filter=all")
+
+
+# -- anchors (--methods lime,anchors) ---------------------------------------------------
+
+ANCHOR_PANELS = "#cards article.card figure.anchor"
+
+
+@pytest.fixture(scope="module")
+def anchor_run(tmp_path_factory):
+    """8 photos (160 px, the last failed), 2 labels explained, the top one anchored."""
+    root = tmp_path_factory.mktemp("browser-anchors") / "out"
+    facts = make_run(str(root), "anchored", 8, errors=1, photos=True, photo_side=160,
+                     top_labels=2, anchors=1)
+    return root, facts, Path(write_report(str(root), "anchored"))
+
+
+def test_anchor_panels_load_link_and_sort(browser, anchor_run, tmp_path):
+    from urllib.parse import unquote
+
+    from lime_spark.storage import safe_key
+
+    root, facts, index = anchor_run
+    mark = len(browser.events)
+    browser.open(index.as_uri() + "#filter=all&sort=input")
+    ok = facts["ok"]
+    anchors = {image_id: rows[0] for image_id, rows in facts["anchors"].items()}
+    assert browser.js(CARDS) == len(facts["ids"])
+    assert browser.js(f"document.querySelectorAll('{ANCHOR_PANELS}').length") == len(ok)
+    # each ok card: original, superpixels, 2 overlays, then the anchor panel; all load
+    assert browser.js(LOAD_ALL_IMAGES) == []
+    assert browser.js(f"Array.from(document.querySelectorAll('{ANCHOR_PANELS} img'))"
+                      ".map(function (i) { return i.naturalWidth > 0; })") == [True] * len(ok)
+    below = 0
+    for image_id in ok:
+        row = anchors[image_id]
+        card = f"#cards article.card[data-image-id={json.dumps(image_id, ensure_ascii=False)}]"
+        panel = json.dumps(card + " .panels > figure:last-child")
+        assert browser.js(f"document.querySelector({panel}).classList.contains('anchor')")
+        href = browser.js(f"document.querySelector({panel}).querySelector('a')"
+                          ".getAttribute('href')")
+        name = f"anchor_{row['label']}.png"
+        assert unquote(href) == f"../../overlays/run_id=anchored/{safe_key(image_id)}/{name}"
+        assert (index.parent / unquote(href)).resolve() == (
+            root / "overlays" / "run_id=anchored" / safe_key(image_id) / name)
+        caption = browser.js(f"Array.from(document.querySelector({panel})"
+                             ".querySelectorAll('figcaption > *'))"
+                             ".map(function (n) { return n.textContent; })")
+        size = row["anchor_size"]
+        assert caption[:3] == [
+            f"anchor: {row['label_name']}",
+            "empty: the label holds whatever is hidden" if size == 0
+            else f"{size} superpixel{'s' if size != 1 else ''}",
+            f"precision {row['precision']:.2f} \u00b7 coverage {row['coverage']:.2f}"]
+        assert caption[3:] == ([] if row["success"] else ["below threshold"])
+        below += not row["success"]
+        kind = ANCHOR_KINDS[facts["ids"].index(image_id) % len(ANCHOR_KINDS)]
+        assert (kind == "noisy") is (not row["success"])
+    assert below == browser.js(f"document.querySelectorAll('{ANCHOR_PANELS} .badge').length") > 0
+    # the summary's tile
+    tile = browser.js("""(function () {
+        var t = Array.from(document.querySelectorAll('.tile')).filter(function (t) {
+          return t.querySelector('.tile-label').textContent === 'Anchors'; })[0];
+        return [t.querySelector('.tile-value').textContent,
+                t.querySelector('.tile-note').textContent];
+    })()""")
+    met = len(ok) - below
+    assert tile[0] == str(len(ok))
+    assert f"of {len(ok)} images" in tile[1]
+    assert f"{met} ({met / len(ok):.0%}) met the threshold 0.95" in tile[1]
+
+    # largest anchor first (ties in input order, the failed image last), then lowest precision
+    order = {image_id: i for i, image_id in enumerate(facts["ids"])}
+    browser.js("var s = document.getElementById('sort'); s.value = '-anchor';"
+               "s.dispatchEvent(new Event('change'))")
+    assert browser.js("location.hash").startswith("#filter=all&sort=-anchor")
+    ids = browser.js("Array.from(document.querySelectorAll('#cards article.card'))"
+                     ".map(function (c) { return c.getAttribute('data-image-id'); })")
+    assert ids == sorted(ok, key=lambda i: (-anchors[i]["anchor_size"], order[i])) + (
+        facts["errors"])
+    browser.js("var s = document.getElementById('sort'); s.value = 'anchor';"
+               "s.dispatchEvent(new Event('change'))")
+    first = browser.js("document.querySelector('#cards article.card').getAttribute("
+                       "'data-image-id')")
+    assert first == min(ok, key=lambda i: (round(anchors[i]["precision"], 4), order[i]))
+    # a card whose anchor missed the threshold and the next, below the sticky toolbar
+    box = browser.js("""(function () {
+        var cards = document.querySelectorAll('#cards article.card');
+        var bar = document.querySelector('.toolbar').getBoundingClientRect().height;
+        window.scrollTo(0, cards[0].getBoundingClientRect().top + window.scrollY - bar - 12);
+        var a = cards[0].getBoundingClientRect(), b = cards[1].getBoundingClientRect();
+        return [a.x, a.y + window.scrollY, a.width, b.bottom - a.top];
+    })()""")
+    shot = tmp_path / "report-browser-anchors.png"
+    data = browser.page("Page.captureScreenshot", {"format": "png", "clip": {
+        "x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}})["data"]
+    shot.write_bytes(base64.b64decode(data))
+    save_artifact(shot)
+    assert shot.stat().st_size > 20_000
+    assert browser.problems(mark) == []
+
+
+def test_anchor_sort_in_an_address_without_anchors_is_ignored(browser, photo_run):
+    _, _, index = photo_run
+    browser.open(index.as_uri() + "#sort=-anchor")
+    assert browser.js("document.getElementById('sort').value") == "fit"
+    assert browser.js("document.querySelectorAll('#cards figure.anchor').length") == 0
+    assert browser.js("document.querySelectorAll('#sort option[value*=anchor]').length") == 0

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import time
+import zlib
 from html.parser import HTMLParser
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -41,7 +42,7 @@ def _gradient(height: int, width: int, seed: int) -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def _photos():
+def _photos(side: int = 320):
     import skimage.data
 
     names = ["chelsea", "coffee", "astronaut", "rocket", "horse", "camera", "cat"]
@@ -53,7 +54,7 @@ def _photos():
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         pil = Image.fromarray(img[..., :3])
-        pil.thumbnail((320, 320))
+        pil.thumbnail((side, side))
         out.append(np.asarray(pil))
     return out
 
@@ -64,11 +65,77 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+ANCHOR_KINDS = ("key1", "key2", "key1", "empty", "noisy")
+"""What the toy model of image i (ok) needs for its top label: ANCHOR_KINDS[i % 5]."""
+
+
+def _toy_classifier(picture: np.ndarray, segments: np.ndarray, key: list[int], top: int,
+                    other: int, *, noisy: bool):
+    """A classifier_fn for one picture: ``top`` while the ``key`` superpixels are intact.
+
+    Otherwise ``other``.  ``noisy``: also ``other`` for about 3 in 10 perturbations
+    (a hash of the perturbed picture), so that no anchor reaches precision 0.95.
+    With no key the label holds whatever is hidden (the empty anchor).
+    """
+    masks = [segments == s for s in key]
+    inside = [picture[m] for m in masks]
+    probes = np.unique(segments.ravel(), return_index=True)[1]     # a pixel per superpixel
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        keeps = np.ones(len(batch), bool)
+        for mask, pixels in zip(masks, inside):
+            keeps &= (batch[:, mask] == pixels).all(axis=(1, 2))
+        if noisy:
+            probe = batch.reshape(len(batch), -1, 3)[:, probes]
+            keeps &= np.array([zlib.crc32(p.tobytes()) % 10 < 7 for p in probe], bool)
+        out = np.full((len(batch), len(LABELS)), 0.02)
+        out[np.arange(len(batch)), np.where(keeps, top, other)] = 0.88
+        return out
+
+    return predict
+
+
+def _anchor_rows(i: int, image_id: str, picture: np.ndarray, segments: np.ndarray,
+                 order: np.ndarray, top_weights: np.ndarray, n_labels: int, folder: str | None,
+                 seed: int) -> list[dict]:
+    """The ``anchors`` rows of one ok image, searched by AnchorExplainer on its own segments.
+
+    The toy model's key superpixels for the top label are its strongest LIME
+    weights (1 or 2 of them, none or noisy by :data:`ANCHOR_KINDS`); the other
+    labels are what it predicts when those are hidden.  Each anchor's overlay
+    (:func:`lime_spark.overlays.draw_anchor`) is written into ``folder``.
+    """
+    from lime_spark.anchors import AnchorExplainer
+    from lime_spark.overlays import ANCHOR_PREFIX, draw_anchor
+    from lime_spark.render import encode_png
+    from lime_spark.rows import anchor_rows
+
+    kind = ANCHOR_KINDS[i % len(ANCHOR_KINDS)]
+    size = {"key1": 1, "key2": 2, "empty": 0, "noisy": 1}[kind]
+    key = [int(f) for f in np.argsort(-top_weights, kind="stable")[:size]]
+    top = int(order[0])
+    other = int(order[1]) if len(order) > 1 else (top + 1) % len(LABELS)
+    predict = _toy_classifier(picture, segments, key, top, other, noisy=kind == "noisy")
+    search = AnchorExplainer(random_state=seed, coverage_samples=1000, max_anchor_size=2)
+    found = [search.explain(picture, predict, label=int(label), segments=segments)
+             for label in order[:n_labels]]
+    uris = {}
+    if folder is not None:
+        for anchor in found:
+            uris[anchor.label] = join_uri(folder, f"{ANCHOR_PREFIX}{anchor.label}.png")
+            write_bytes(uris[anchor.label],
+                        encode_png(draw_anchor(picture, segments, anchor.anchor)))
+    names = type("Names", (), {"label_name": staticmethod(lambda label: LABELS[label])})
+    return anchor_rows(image_id, found, names, overlay_uris=uris)
+
+
 def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int = 2,
              overlays: bool = True, originals: bool = True, photos: bool = False,
              hostile: bool = True, n_features: int = 12, seed: int = 0,
              shared_seed: int | None = None, changed: Collection[int] = (),
-             reused: Mapping[int, str] | None = None) -> dict:
+             reused: Mapping[int, str] | None = None, anchors: int = 0,
+             photo_side: int = 320) -> dict:
     """Write a run of ``n`` images (``errors`` of them failed) under ``root`` (any URI).
 
     Two runs with the same ``shared_seed`` (photos: the same pictures and
@@ -78,9 +145,15 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
     top two labels swapped and weights of their own.  With ``reused`` (image
     index -> run id) the images table has the columns ``content_sha256``,
     ``explainer_digest`` and ``reused_from`` (older runs lack them) and
-    ``summary.json`` counts ``images.explained`` and ``images.reused``.
+    ``summary.json`` counts ``images.explained`` and ``images.reused``.  With
+    ``anchors`` (labels per image, as ``--anchor-labels``) the run has an
+    ``anchors`` table (``--methods lime,anchors``): real anchor searches of each
+    ok image's ``anchors`` most probable labels against a toy model (see
+    :func:`_anchor_rows`), and their overlays ``anchor_<label>.png``.
+    ``photo_side`` is the photos' longest side.
 
-    Returns the expected facts: ids, statuses, mismatches, top-label fits.
+    Returns the expected facts: ids, statuses, mismatches, top-label fits, and
+    ``anchors`` (image id -> its anchors rows, most probable label first).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -88,11 +161,12 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
     from lime_spark.render import render_explanation, render_superpixels
 
     rng = np.random.default_rng(seed)
-    pictures = _photos() if photos else None
+    pictures = _photos(photo_side) if photos else None
     inputs = join_uri(root, "_inputs")
     part = f"run_id={run_id}"
-    images, explanations, features = [], [], []
-    facts = {"ids": [], "errors": [], "mismatches": [], "fits": {}, "ok": [], "unstable": []}
+    images, explanations, features, anchor_table = [], [], [], []
+    facts = {"ids": [], "errors": [], "mismatches": [], "fits": {}, "ok": [], "unstable": [],
+             "anchors": {}}
     for i in range(n):
         image_id = f"img-{i:05d}"
         if hostile and i == 1:
@@ -164,6 +238,7 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
             fit = float(rng.uniform(0.05, 0.95))
             if rank == 1:
                 facts["fits"][image_id] = fit
+                top_weights = weights
             uri = None
             if overlays:
                 positive = sorted(((int(f), float(w)) for f, w in enumerate(weights) if w > 0),
@@ -186,6 +261,11 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                     "feature_weight": float(weights[feature]), "feature_rank": frank,
                     "pixel_count": int(counts[feature]), "bbox_x0": 0, "bbox_y0": 0,
                     "bbox_x1": width, "bbox_y1": height})
+        if anchors:
+            rows = _anchor_rows(i, image_id, picture, segments, order, top_weights, anchors,
+                                folder if overlays else None, seed=seed + i)
+            facts["anchors"][image_id] = rows
+            anchor_table += rows
     reuse_columns = [] if reused is None else [
         ("content_sha256", pa.string()), ("explainer_digest", pa.string()),
         ("reused_from", pa.string())]
@@ -212,8 +292,13 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                                ("bbox_x0", pa.int32()), ("bbox_y0", pa.int32()),
                                ("bbox_x1", pa.int32()), ("bbox_y1", pa.int32())]),
     }
-    for name, rows in (("images", images), ("explanations", explanations),
-                       ("features", features)):
+    tables = [("images", images), ("explanations", explanations), ("features", features)]
+    if anchors:
+        from lime_spark.tables import arrow_schema
+
+        schemas["anchors"] = arrow_schema("anchors")
+        tables.append(("anchors", anchor_table))
+    for name, rows in tables:
         table = pa.Table.from_pylist(rows, schema=schemas[name])
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
@@ -225,6 +310,11 @@ def make_run(root: str, run_id: str, n: int, *, top_labels: int = 3, errors: int
                "config": {"num_samples": 300, "top_labels": top_labels, "segmentation": "slic",
                           "n_superpixels": 50, "overlay_features": 5},
                "versions": {"lime-spark": "0.1.0"}}
+    if anchors:
+        summary["config"].update(methods="lime,anchors", anchor_labels=anchors,
+                                 anchor_threshold=0.95, anchor_max_size=2,
+                                 anchor_coverage_samples=1000)
+        summary["table_rows"] = {"anchors": len(anchor_table)}
     if reused is not None:
         done = [i for i in reused if i < n - errors]
         summary["images"].update(explained=n - errors - len(done), reused=len(done))
@@ -819,5 +909,185 @@ def test_report_reads_the_declared_columns():
     assert records._DRIFT_COLUMNS == column_names("drift")
     for name, columns in (("images", records._IMAGE_COLUMNS),
                           ("explanations", records._EXPLANATION_COLUMNS),
-                          ("features", records._FEATURE_COLUMNS)):
+                          ("features", records._FEATURE_COLUMNS),
+                          ("anchors", records._ANCHOR_COLUMNS)):
         assert set(columns) <= set(column_names(name)), name
+
+
+# --------------------------------------------------------------------------
+# anchors (--methods lime,anchors)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def anchor_run(tmp_path_factory):
+    """10 images (2 failed), two anchored labels per ok image: real searches, a toy model."""
+    root = tmp_path_factory.mktemp("anchors") / "out"
+    facts = make_run(str(root), "a1", 10, errors=2, anchors=2)
+    return root, facts, Path(write_report(str(root), "a1"))
+
+
+def _summary_section(text: str) -> str:
+    return text[text.index('<section class="tiles">'):text.index('<div class="toolbar"')]
+
+
+def test_anchor_records_follow_the_anchors_table(anchor_run):
+    from lime_spark.report.records import anchor_stats, read_run
+
+    root, facts, index = anchor_run
+    folder = index.parent
+    tables = read_run(str(root), "a1", overlay_features=5)
+    assert len(tables.anchors) == 2 * len(facts["ok"]) == 16
+    data = page_data(index.read_text("utf-8"))
+    assert data["anchors"]["fields"] == ["label", "name", "size", "precision", "coverage",
+                                         "success"]
+    assert data["anchors"]["thumb"] == data["anchors"]["file"] == "anchor_"
+    assert data["anchors"]["threshold"] == 0.95
+    kinds = {"empty", "noisy", "key1", "key2"}
+    seen = set()
+    for r in data["images"]:
+        if r["status"] == "error":
+            assert r["anchor"] is None and r["thumbs"] == []
+            continue
+        top = facts["anchors"][r["id"]][0]              # the top label's row, not the second's
+        assert top["label"] == r["labels"][0]["label"]
+        anchor = dict(zip(data["anchors"]["fields"], r["anchor"], strict=True))
+        assert anchor["label"] == top["label"] and anchor["name"] == top["label_name"]
+        assert anchor["size"] == top["anchor_size"] == len(top["anchor"])
+        assert anchor["precision"] == pytest.approx(top["precision"], abs=1e-4)
+        assert anchor["coverage"] == pytest.approx(top["coverage"], abs=1e-6)
+        assert anchor["success"] is top["success"]
+        kind = ANCHOR_KINDS[facts["ids"].index(r["id"]) % len(ANCHOR_KINDS)]
+        seen.add(kind)
+        if kind == "empty":
+            assert anchor["size"] == 0 and anchor["coverage"] == 1 and anchor["success"]
+        elif kind == "noisy":
+            assert not anchor["success"] and anchor["precision"] < 0.95
+        else:
+            assert anchor["success"] and anchor["size"] == int(kind[-1])
+        # the top label's anchor overlay only has a thumbnail; its link resolves to the PNG
+        name = f"anchor_{anchor['label']}"
+        assert [t for t in r["thumbs"] if t.startswith("anchor_")] == [name]
+        png = (folder / unquote(data["overlays_base"] + r["folder"] + f"/{name}.png")).resolve()
+        assert png == root / "overlays" / "run_id=a1" / safe_key(r["id"]) / f"{name}.png"
+        assert png.is_file()
+        with Image.open(folder / "thumbs" / safe_key(r["id"]) / f"{name}.jpg") as im:
+            assert im.format == "JPEG" and max(im.size) <= 192
+    assert seen == kinds
+    stats = anchor_stats(tables.anchors)
+    rows = [row for rows in facts["anchors"].values() for row in rows]
+    assert stats.anchors == 16 and stats.images == 8
+    assert stats.succeeded == sum(row["success"] for row in rows)
+    assert stats.median_size == pytest.approx(np.median([row["anchor_size"] for row in rows]))
+    assert stats.median_precision == pytest.approx(
+        np.median([row["precision"] for row in rows]), abs=1e-4)
+
+
+def test_anchor_tile_sorts_and_legend(anchor_run):
+    _, facts, index = anchor_run
+    text = index.read_text("utf-8")
+    rows = [row for rows in facts["anchors"].values() for row in rows]
+    met = sum(row["success"] for row in rows)
+    tile = _summary_section(text)
+    tile = tile[tile.index(">Anchors<"):]
+    tile = tile[:tile.index('<div class="tile ')] if '<div class="tile ' in tile else tile
+    assert '<div class="tile-value">16</div>' in tile
+    assert "of 8 images" in tile
+    size = np.median([r["anchor_size"] for r in rows])
+    assert f"median size {size:g} superpixel{'' if size == 1 else 's'}" in tile
+    assert f"median precision {np.median([r['precision'] for r in rows]):.2f}" in tile
+    assert f"{met} ({met / 16:.0%}) met the threshold 0.95" in tile
+    assert '<option value="-anchor">largest anchor first</option>' in text
+    assert '<option value="anchor">lowest anchor precision first</option>' in text
+    assert "The <b>anchor</b> panel outlines the superpixels" in text
+    assert "the run asks for at least 0.95" in text
+    assert "anchors of the top 2 labels (precision threshold 0.95)" in text     # the run line
+    # hostile ids and label names (anchored too) stay escaped
+    assert HOSTILE_ID not in text and "</script><img" not in text
+    assert text.count("</script>") == 2
+    assert "{{" not in text.replace("{{ script }}", "")
+
+
+def test_runs_without_anchors_have_no_anchor_markup(small_run):
+    from lime_spark.report.records import anchor_stats, read_run
+
+    root, _, _ = small_run
+    tables = read_run(str(root), "r1", overlay_features=5)
+    assert tables.anchors is None and anchor_stats(tables.anchors) is None
+    text = (root / "report" / "run_id=r1" / "index.html").read_text("utf-8")
+    data = page_data(text)
+    assert data["anchors"] is None
+    assert all(r["anchor"] is None for r in data["images"])
+    assert not any(t.startswith("anchor_") for r in data["images"] for t in r["thumbs"])
+    markup = text[text.index("<body>"):text.index('<script type="application/json"')]
+    assert "anchor" not in markup.lower().replace("text-anchor=", "")
+    assert 'perturbed images it took.</p>' in markup
+    assert '<option value="stab">least stable first</option>\n<option value="id">' in markup
+
+
+def test_older_or_partial_anchors_tables_are_read(tmp_path):
+    """An anchors partition without some columns (an older layout) or without files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lime_spark.report.records import anchor_stats, build_images, read_run
+
+    root = tmp_path / "out"
+    facts = make_run(str(root), "old", 4, errors=1, hostile=False)
+    folder = root / "anchors" / "run_id=old"
+    folder.mkdir(parents=True)
+    text = Path(write_report(str(root), "old")).read_text("utf-8")     # a folder, no files
+    assert '<div class="tile-value">0</div><div class="tile-note">no image was explained' in (
+        _summary_section(text))
+    assert all(r["anchor"] is None for r in page_data(text)["images"])
+    top = {r["image_id"]: r["top_label"] for r in read_run(
+        str(root), "old", overlay_features=5).images.to_dict("records")}
+    rows = [{"image_id": image_id, "label": top[image_id], "label_name": "x",
+             "anchor": [1, 2], "anchor_size": 2, "precision": 0.5}
+            for image_id in facts["ok"][:2]]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "part-00000.parquet")
+    tables = read_run(str(root), "old", overlay_features=5)
+    assert tables.anchors["coverage"].isna().all() and tables.anchors["overlay_uri"].isna().all()
+    stats = anchor_stats(tables.anchors)
+    assert (stats.anchors, stats.images, stats.median_size, stats.succeeded) == (2, 2, 2.0, 0)
+    entries = build_images(str(root), "old", tables)
+    first = entries[0].record.anchor
+    assert (first.label, first.size, first.precision, first.coverage, first.success) == (
+        top[facts["ok"][0]], 2, 0.5, None, False)
+    assert not any(name.startswith("anchor_") for e in entries for name in e.sources)
+    data = page_data(Path(write_report(str(root), "old")).read_text("utf-8"))
+    assert [r["anchor"] is not None for r in data["images"]] == [True, True, False, False]
+
+
+def test_anchor_thumbnails_keep_the_yellow_outline(tmp_path):
+    """Downscaled 8x, the anchor's outline stays yellow whatever the run's overlay display."""
+    from lime_spark.overlays import draw_anchor
+    from lime_spark.render import encode_png
+    from lime_spark.report.records import ImageRecord, ReportImage
+    from lime_spark.report.thumbnails import (
+        Limits,
+        anchor_outline_colours,
+        write_thumbnails,
+    )
+
+    picture = _gradient(512, 512, 3) // 2
+    segments = (np.arange(512)[:, None] // 128 * 4 + np.arange(512)[None, :] // 128)
+    write_bytes(str(tmp_path / "anchor_3.png"), encode_png(draw_anchor(picture, segments, [5])))
+    record = ImageRecord(order=0, id="a", folder="a", status="ok", path=None,
+                         original_link=None, expected=None, predicted=None, top_prob=None,
+                         mismatch=False, expected_rank=None, width=512, height=512,
+                         n_superpixels=16, n_samples=None, stability=None, unstable=False,
+                         seconds=None, fit=None, deletion_auc=None, insertion_auc=None,
+                         area=None)
+    image = ReportImage(record, "a", {"anchor_3": str(tmp_path / "anchor_3.png")})
+    limits = Limits(max_pixels=1 << 24, max_bytes=1 << 26, max_decode_bytes=1 << 28,
+                    budget=1 << 28)
+    yellow = {}
+    for kept in ((), anchor_outline_colours()):
+        written, failed, _ = write_thumbnails(image, str(tmp_path / "thumbs"), 64, limits,
+                                              outlines=(), anchor_outlines=kept)
+        assert written == ["anchor_3"] and failed == 0
+        with Image.open(tmp_path / "thumbs" / "a" / "anchor_3.jpg") as im:
+            rgb = np.asarray(im.convert("RGB")).astype(int)
+        # the picture is dark (< 128): only the outline is bright red and green
+        yellow[bool(kept)] = int(((rgb[..., 0] > 200) & (rgb[..., 1] > 200)).sum())
+    assert yellow[True] > 2 * yellow[False] and yellow[True] >= 20, yellow

@@ -3,7 +3,8 @@
 // file when a report is written). It renders the cards of the JSON in #report-data
 // page by page, with sorting, filters and search kept in the address (#filter=...);
 // with a drift table, the "Changed since A" view (#view=changed&drifted=1...): one entry
-// per image compared with the baseline run A, its overlays of A and B side by side.
+// per image compared with the baseline run A, its overlays of A and B side by side;
+// with an anchors table, each card's anchor panel (DATA.anchors, each image's anchor).
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
@@ -17,7 +18,11 @@
     });
   }
   var IMAGES = records(DATA.images, DATA.image_fields);
-  IMAGES.forEach(function (r) { r.labels = records(r.labels, DATA.label_fields); });
+  IMAGES.forEach(function (r) {
+    r.labels = records(r.labels, DATA.label_fields);
+    // the top label's anchor (an array named by DATA.anchors.fields), or null
+    r.anchor = (DATA.anchors && r.anchor) ? records([r.anchor], DATA.anchors.fields)[0] : null;
+  });
   // The compared images, drifted first (ordered by lime_spark/report/records.py build_drift).
   var DRIFT = DATA.drift ? records(DATA.drift.rows, DATA.drift.fields) : [];
   var SIZES = [25, 50, 100, 200];
@@ -61,8 +66,13 @@
     ins: function (r) { return r.insertion_auc; },
     "-sec": function (r) { return r.seconds === null ? null : -r.seconds; },
     stab: function (r) { return r.stability; },
+    "-anchor": function (r) {
+      return (r.anchor && r.anchor.size !== null) ? -r.anchor.size : null;
+    },
+    anchor: function (r) { return r.anchor ? r.anchor.precision : null; },
     input: function (r) { return r.order; }
   };
+  var ANCHOR_SORTS = ["-anchor", "anchor"];
   function compare(key) {
     if (key === "id") {
       return function (a, b) { return a.id < b.id ? -1 : (a.id > b.id ? 1 : a.order - b.order); };
@@ -134,6 +144,32 @@
     cap.appendChild(el("div", "name", caption[0]));
     if (caption[1]) { cap.appendChild(el("div", "num", caption[1])); }
     fig.appendChild(cap);
+    return fig;
+  }
+  // The anchor of the top label: its overlay (anchor outlined, the rest dimmed), its size,
+  // precision and coverage, and "below threshold" when the search missed the threshold.
+  function coverageText(v) {
+    if (v === null || v === undefined) { return "n/a"; }
+    return (v > 0 && v < 0.01) ? v.toExponential(1) : v.toFixed(2);
+  }
+  function anchorPanel(r, base) {
+    var a = r.anchor;
+    var name = a.name === null ? String(a.label) : a.name;
+    var size = a.size === null ? "size n/a"
+      : (a.size === 0 ? "empty: the label holds whatever is hidden"
+                      : a.size + (a.size === 1 ? " superpixel" : " superpixels"));
+    var fig = panel(r, DATA.anchors.thumb + a.label, base + DATA.anchors.file + a.label + ".png",
+                    ["anchor: " + name, size], "anchor" + (a.success ? "" : " below"));
+    var cap = fig.querySelector("figcaption");
+    cap.appendChild(el("div", "num", "precision " + fmt(a.precision, 2) +
+                       " \u00b7 coverage " + coverageText(a.coverage)));
+    if (!a.success) {
+      var badge = el("span", "badge mismatch", "below threshold");
+      if (DATA.anchors.threshold !== null) {
+        badge.title = "precision below the run's threshold " + DATA.anchors.threshold;
+      }
+      cap.appendChild(badge);
+    }
     return fig;
   }
   function fact(dl, term, value, cls) {
@@ -213,6 +249,7 @@
            (isExpected ? " \u00b7 expected" : "")],
           isExpected ? "expected" : ""));
       });
+      if (r.anchor) { panels.appendChild(anchorPanel(r, base)); }
     }
     right.appendChild(panels);
     art.appendChild(right);
@@ -326,7 +363,8 @@
     if (params.view === "changed" && DATA.drift) { state.view = "changed"; }
     state.drifted = params.drifted === "1";
     if (["all", "mismatch", "unstable", "error"].indexOf(params.filter) >= 0) { state.filter = params.filter; }
-    if (params.sort && (KEYS[params.sort] || params.sort === "id")) { state.sort = params.sort; }
+    if (params.sort && (KEYS[params.sort] || params.sort === "id") &&
+        (DATA.anchors || ANCHOR_SORTS.indexOf(params.sort) < 0)) { state.sort = params.sort; }
     if (params.q) { state.q = params.q; }
     var size = parseInt(params.size, 10);
     if (SIZES.indexOf(size) >= 0) { state.size = size; }
