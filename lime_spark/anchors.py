@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,7 @@ from .adapters import Checkpoint, as_design_predictor, predict_design
 from .exceptions import ConfigurationError
 from .explainer import DEFAULT_FILL, ImageExplainer, Prepared
 from .models import Classifier, ClassifierFn
-from .options import Int, MappingOf, OneOf, Optional, Real, option, validate
+from .options import Int, MappingOf, OneOf, Optional, Real, configured, option, validate
 from .sampling import as_generator
 from .segmentation import SEGMENTERS
 from .steps import ModelRequest, Steps, run_steps
@@ -621,18 +621,7 @@ class AnchorExplainer:
 
     def __init__(self, config: AnchorConfig | None = None, *,
                  random_state: int | None = None, **overrides: Any):
-        if config is not None and not isinstance(config, AnchorConfig):
-            raise ConfigurationError(
-                f"Expected config to be an AnchorConfig. Received: {type(config).__name__}")
-        known = {f.name for f in fields(AnchorConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"Unknown AnchorExplainer option(s) {unknown}. Known options: {sorted(known)}")
-        for name in ("segmentation_params", "fill_params"):
-            if name in overrides and overrides[name] is None:
-                overrides[name] = {}
-        self.config = replace(config or AnchorConfig(), **overrides)
+        self.config = configured(AnchorConfig, config, overrides, what="AnchorExplainer")
         self.random_state = random_state
         cfg = self.config
         self._images = ImageExplainer(

@@ -163,8 +163,13 @@ METHODS = ("lime", "anchors")
 """Explanation methods of the job (``--methods``): LIME always, anchors on request."""
 
 
+def _method_list(methods: Any) -> Any:
+    """``--methods`` as a list of names (a list given as such stays one)."""
+    return [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+
+
 def _methods(name: str, value: Any) -> Any:
-    methods = [m.strip() for m in str(value).split(",")] if isinstance(value, str) else value
+    methods = _method_list(value)
     if (not isinstance(methods, (list, tuple)) or not methods
             or any(m not in METHODS for m in methods)):
         raise ConfigurationError(
@@ -179,8 +184,7 @@ def _methods(name: str, value: Any) -> Any:
 
 def uses_anchors(methods: str | list[str]) -> bool:
     """Whether ``--methods`` asks for anchors."""
-    items = methods.split(",") if isinstance(methods, str) else methods
-    return "anchors" in [str(m).strip() for m in items]
+    return "anchors" in [str(m).strip() for m in _method_list(methods)]
 
 
 def _anchor_option(name: str) -> Any:

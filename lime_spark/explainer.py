@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .adapters import Checkpoint, as_design_predictor, check_image, predict_desi
 from .exceptions import ConfigurationError
 from .models import Classifier, ClassifierFn
 from .adaptive import sample_steps
-from .options import (Int, IntOrAuto, MappingOf, OneOf, Optional, Real, canonical_names, option,
+from .options import (Int, IntOrAuto, MappingOf, OneOf, Optional, Real, configured, option,
                       validate)
 from .perturb import FillSpec, make_fill
 from .sampling import SAMPLINGS, as_generator
@@ -292,19 +292,7 @@ class ImageExplainer:
 
     def __init__(self, config: ExplainerConfig | None = None, *,
                  random_state: int | None = None, **overrides: Any):
-        if config is not None and not isinstance(config, ExplainerConfig):
-            raise ConfigurationError(
-                f"Expected config to be an ExplainerConfig. Received: {type(config).__name__}")
-        overrides = canonical_names(ExplainerConfig, overrides, what="ImageExplainer")
-        known = {f.name for f in fields(ExplainerConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"Unknown ImageExplainer option(s) {unknown}. Known options: {sorted(known)}")
-        for name in ("segmentation_params", "fill_params"):
-            if name in overrides and overrides[name] is None:
-                overrides[name] = {}
-        self.config = replace(config or ExplainerConfig(), **overrides)
+        self.config = configured(ExplainerConfig, config, overrides, what="ImageExplainer")
         self.random_state = random_state
 
     def segment(self, image: NDArray, *, random_state: int | None = None) -> NDArray[np.int32]:

@@ -20,7 +20,7 @@ from ._validation import check_int, check_one_of, check_real
 from .exceptions import ConfigurationError
 
 __all__ = ["option", "validate", "job_fields", "canonical_names", "Int", "IntOrAuto", "Real",
-           "OneOf", "Bool", "MappingOf", "Optional"]
+           "OneOf", "Bool", "MappingOf", "Optional", "configured"]
 
 Constraint = Callable[[str, Any], Any]
 """Checks ``(name, value)`` and raises ConfigurationError (the check_* style)."""
@@ -134,3 +134,30 @@ def canonical_names(section: type, values: Mapping[str, Any], *, what: str) -> d
                 f"{given_as[name]!r} and as {key!r}")
         out[name], given_as[name] = value, key
     return out
+
+
+def configured(section: type, config: Any, overrides: Mapping[str, Any], *, what: str) -> Any:
+    """A stage's config: ``config`` (or the defaults) with the keyword ``overrides`` applied.
+
+    The constructor arguments of an explainer (``ImageExplainer(config, **overrides)``):
+    aliases are renamed, ``None`` for a dict option means empty, and the result is
+    validated as any instance of ``section``.
+
+    Raises
+    ------
+    ConfigurationError
+        ``config`` is not a ``section``, or an override names no option.
+    """
+    if config is not None and not isinstance(config, section):
+        raise ConfigurationError(
+            f"Expected config to be an {section.__name__}. Received: {type(config).__name__}")
+    overrides = canonical_names(section, overrides, what=what)
+    known = {f.name for f in dataclasses.fields(section)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown {what} option(s) {unknown}. Known options: {sorted(known)}")
+    for name in ("segmentation_params", "fill_params"):
+        if name in overrides and overrides[name] is None:
+            overrides[name] = {}
+    return dataclasses.replace(config or section(), **overrides)

@@ -146,20 +146,11 @@ def alibi_worker(work: Path, index: int) -> int:
 # --------------------------------------------------------------------------
 
 def _photos(n: int):
-    """n RGB photos: scikit-image's bundled colour photos, mirrored and centre-cropped
-    (``scripts/bench_adaptive.py``'s set; nothing is downloaded)."""
-    import numpy as np
-    import skimage.data as d
-
-    bases = [d.astronaut(), d.chelsea(), d.coffee(), d.rocket(), d.hubble_deep_field(),
-             d.immunohistochemistry(), d.retina(), d.stereo_motorcycle()[0], d.colorwheel(),
-             np.stack([d.camera()] * 3, axis=-1)]
-    variants = []
-    for b in bases:
-        h, w = b.shape[:2]
-        crop = b[h // 6: h - h // 6, w // 6: w - w // 6]
-        variants += [b, b[:, ::-1], crop, crop[:, ::-1]]
-    return [np.ascontiguousarray(v) for v in variants[:n]]
+    """n RGB photos: ``scripts/bench_adaptive.py``'s set (scikit-image's bundled colour
+    photos, mirrored and centre-cropped; nothing is downloaded)."""
+    from bench_adaptive import _photos as photos      # our env only: the alibi worker never
+                                                      # draws photos
+    return photos(n)
 
 
 def _plain_onnx(clf) -> bytes:
